@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for guest test scripts. Sourced by the runner; every test runs in
+# its own subshell with "set -e", so the first failing command fails it.
+
+KF_ROLE=${KF_ROLE:-single}
+
+# Print the reason a test fails and fail it.
+kf_fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# kf_kv KEY: a kf.KEY=value argument from the kernel command line.
+kf_kv() {
+	tr ' ' '\n' </proc/cmdline | sed -n "s/^kf\.$1=//p" | tail -n 1
+}
+
+# kf_exchange NAME VALUE: two-guest rendezvous over TCP. Both guests call
+# it with the same NAME in the same order; it returns when the other one got
+# there too and prints the VALUE the peer passed. A listens, B connects.
+kf_exchange() {
+	local name=$1 val=${2:-} got i
+	if [ "$KF_ROLE" = A ]; then
+		got=$(echo "$name $val" | timeout 300 nc -l -p 7777) ||
+			kf_fail "rendezvous $name: no peer"
+	else
+		for i in $(seq 1 600); do
+			got=$(echo "$name $val" | timeout 5 nc -w 2 "$KF_PEER_IP" 7777 2>/dev/null) &&
+				[ -n "$got" ] && break
+			sleep 0.5
+		done
+	fi
+	[ "${got%% *}" = "$name" ] || kf_fail "rendezvous $name: peer is at '${got%% *}'"
+	echo "${got#* }"
+}
+
+# kf_barrier NAME: kf_exchange without a value.
+kf_barrier() {
+	kf_exchange "$1" - >/dev/null
+}
+
+# kf_nvmet_export TRTYPE NQN DEVICE ADDR SVCID: export DEVICE as namespace 1
+# of subsystem NQN on a new port (id 1) through configfs.
+kf_nvmet_export() {
+	local cfs=/sys/kernel/config/nvmet s p
+	s=$cfs/subsystems/$2
+	p=$cfs/ports/1
+	mkdir "$s"
+	echo 1 >"$s/attr_allow_any_host"
+	mkdir "$s/namespaces/1"
+	echo "$3" >"$s/namespaces/1/device_path"
+	echo 1 >"$s/namespaces/1/enable"
+	mkdir "$p"
+	echo "$1" >"$p/addr_trtype"
+	echo ipv4 >"$p/addr_adrfam"
+	echo "$4" >"$p/addr_traddr"
+	echo "$5" >"$p/addr_trsvcid"
+	ln -s "$s" "$p/subsystems/$2"
+}
+
+# kf_nvmet_unexport NQN: undo kf_nvmet_export.
+kf_nvmet_unexport() {
+	local cfs=/sys/kernel/config/nvmet
+	rm -f "$cfs/ports/1/subsystems/$1"
+	rmdir "$cfs/ports/1"
+	echo 0 >"$cfs/subsystems/$1/namespaces/1/enable"
+	rmdir "$cfs/subsystems/$1/namespaces/1"
+	rmdir "$cfs/subsystems/$1"
+}
+
+# kf_nvme_connect TRANSPORT ADDR SVCID NQN: connect a host controller and
+# print its name (nvmeN).
+kf_nvme_connect() {
+	local out
+	exec 3<>/dev/nvme-fabrics
+	echo "transport=$1,traddr=$2,trsvcid=$3,nqn=$4" >&3
+	read -r out <&3
+	exec 3>&-
+	out=${out#instance=}
+	echo "nvme${out%%,*}"
+}
+
+# kf_pattern FILE MIB: write MIB MiB of random data to FILE.
+kf_pattern() {
+	dd if=/dev/urandom of="$1" bs=1M count="$2" 2>/dev/null
+}
+
+# kf_wait_for PATH SECONDS: wait for a device node or file to appear.
+kf_wait_for() {
+	local i=0
+	while [ ! -e "$1" ]; do
+		i=$((i + 1))
+		[ $i -gt $(($2 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# kf_rxe_setup NETDEV NAME: Soft-RoCE device NAME on NETDEV, waits for ACTIVE.
+kf_rxe_setup() {
+	modprobe rdma_rxe
+	rdma link add "$2" type rxe netdev "$1"
+	local i
+	for i in $(seq 1 100); do
+		rdma link show "$2/1" 2>/dev/null | grep -q 'state ACTIVE' && return 0
+		sleep 0.1
+	done
+	kf_fail "$2 on $1 did not become ACTIVE"
+}

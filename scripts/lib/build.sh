@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: GPL-2.0
+# Configure and build the kernel, bisect-build the series, run the static
+# checks (W=1, sparse, kernel-doc, checkpatch).
+
+KF_BUILD=${KFABRIC_BUILD:-$KF_CACHE/build/guest}
+KF_CFG_DIR=$KF_TOP/scripts/config
+
+kf_codespell_dict() {
+	dpkg -L codespell 2>/dev/null | grep -m1 '/codespell_lib/data/dictionary.txt$'
+}
+
+# kf_make SRC OUT ARGS...: make in SRC with build dir OUT, through ccache.
+kf_make() {
+	local src=$1 out=$2
+	shift 2
+	CCACHE_DIR=$KF_CACHE/ccache CCACHE_MAXSIZE=5G CCACHE_BASEDIR=$src \
+		make -C "$src" O="$out" ARCH=x86_64 CC="ccache gcc" -j"$KF_JOBS" "$@"
+}
+
+# kf_config SRC OUT FRAGMENT...: tinyconfig plus fragments. Every value the
+# guest and debug fragments ask for must end up in the .config (a silently
+# dropped option would make tests pass for the wrong reason); kfabric.config
+# may name symbols that a prefix of the series does not define yet.
+kf_config() {
+	local src=$1 out=$2 f line sym val
+	shift 2
+	mkdir -p "$out"
+	kf_make "$src" "$out" -s tinyconfig >/dev/null 2>"$out/config.log" ||
+		{ cat "$out/config.log" >&2; kf_die "make tinyconfig failed"; }
+	(cd "$out" && "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$@") \
+		>>"$out/config.log" 2>&1 || kf_die "merge_config.sh failed (see $out/config.log)"
+	kf_make "$src" "$out" -s olddefconfig >>"$out/config.log" 2>&1 ||
+		kf_die "make olddefconfig failed (see $out/config.log)"
+	local -a bad=()
+	for f in "$@"; do
+		[ "$(basename "$f")" = kfabric.config ] && continue
+		while IFS= read -r line; do
+			case "$line" in CONFIG_*=*) ;; *) continue ;; esac
+			sym=${line%%=*}
+			val=${line#*=}
+			if [ "$val" = n ]; then
+				grep -q "^$sym=" "$out/.config" && bad+=("$sym=n")
+			else
+				grep -qx "$sym=$val" "$out/.config" || bad+=("$sym=$val")
+			fi
+		done <"$f"
+	done
+	((${#bad[@]} == 0)) || kf_die "the .config lacks requested options: ${bad[*]}"
+}
+
+kf_guest_fragments() {
+	echo "$KF_CFG_DIR/guest.config"
+	[ -n "${KFABRIC_NODEBUG:-}" ] || echo "$KF_CFG_DIR/debug.config"
+	echo "$KF_CFG_DIR/kfabric.config"
+}
+
+# kf_build_tree SRC OUT: configure and build the guest kernel and modules.
+kf_build_tree() {
+	local src=$1 out=$2
+	local -a frags
+	mapfile -t frags < <(kf_guest_fragments)
+	kf_config "$src" "$out" "${frags[@]}"
+	kf_make "$src" "$out" bzImage modules >"$out/build.log" 2>&1 || {
+		grep -E 'error:|Error [0-9]' "$out/build.log" | head -n 20 >&2
+		return 1
+	}
+}
+
+# kf_series_paths SRC: files the series touches, relative to the base.
+kf_series_paths() {
+	git -C "$1" diff --name-only --no-renames "$KF_BASE_REV" HEAD
+}
+
+# kf_static_checks SRC OUT: W=1 + sparse over the directories holding the
+# series' C files, and kernel-doc over every file the series adds. Prints
+# the diagnostics (one per line); the caller decides which are new.
+kf_static_checks() {
+	local src=$1 out=$2 d
+	local -a dirs docs
+	mapfile -t dirs < <(kf_series_paths "$src" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+	mapfile -t docs < <(git -C "$src" diff --name-only --no-renames --diff-filter=A \
+		"$KF_BASE_REV" HEAD | grep -E '\.[ch]$')
+	for d in "${dirs[@]}"; do
+		[ -d "$src/$d" ] || continue
+		kf_make "$src" "$out" W=1 C=2 "$d/" 2>&1 | grep -E '(warning|error):' || true
+	done
+	((${#docs[@]})) && (cd "$src" && scripts/kernel-doc -none -Wall "${docs[@]}" 2>&1) || true
+}
+
+# Normalise a diagnostic so that moving code does not make it "new".
+kf_norm_diag() {
+	sed -E -e "s|$KF_CACHE/[^ ]*/work/[^/]+/||g" -e 's|^(\.\./)+||' \
+		-e 's|:[0-9]+(:[0-9]+)?:|:|' -e 's|line [0-9]+|line N|g' | sort -u
+}
+
+kf_cmd_build() {
+	kf_host_setup
+	kf_base_resolve
+	kf_log "base: $KF_BASE_DESC"
+	kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
+	kf_build_tree "$KF_TEST_TREE" "$KF_BUILD" || kf_die "the kernel does not build (see $KF_BUILD/build.log)"
+	kf_log "built $(make -s -C "$KF_TEST_TREE" O="$KF_BUILD" kernelrelease 2>/dev/null) in $KF_BUILD"
+}
+
+# Bisect build: the base first (its warnings are the baseline), then each
+# prefix of the series in the same build directory, so only what a patch
+# changes is rebuilt. The last prefix is the whole series: the build dir is
+# left ready for the guests.
+kf_cmd_bisect() {
+	kf_host_setup
+	kf_base_resolve
+	kf_log "base: $KF_BASE_DESC"
+	kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
+	local -a list commits
+	mapfile -t list < <(kf_series_list)
+	mapfile -t commits < <(git -C "$KF_TEST_TREE" rev-list --reverse "$KF_BASE_REV"..HEAD)
+	((${#list[@]} == ${#commits[@]})) || kf_die "series and applied commits disagree"
+	local base_diag=$KF_BUILD/diag.base i t0 name new
+	git -C "$KF_TEST_TREE" checkout -q --detach "$KF_BASE_REV"
+	t0=$(date +%s)
+	kf_build_tree "$KF_TEST_TREE" "$KF_BUILD" || kf_die "the base itself does not build (see $KF_BUILD/build.log)"
+	# The base's own diagnostics, including those of the directories the
+	# whole series will touch, are the baseline for every prefix.
+	git -C "$KF_TEST_TREE" checkout -q "$KF_TEST_BRANCH"
+	local -a all_dirs
+	mapfile -t all_dirs < <(kf_series_paths "$KF_TEST_TREE" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+	git -C "$KF_TEST_TREE" checkout -q --detach "$KF_BASE_REV"
+	{
+		grep -E '(warning|error):' "$KF_BUILD/build.log"
+		for d in "${all_dirs[@]}"; do
+			[ -d "$KF_TEST_TREE/$d" ] || continue
+			kf_make "$KF_TEST_TREE" "$KF_BUILD" W=1 C=2 "$d/" 2>&1 | grep -E '(warning|error):'
+		done
+	} | kf_norm_diag >"$base_diag"
+	kf_log "base built in $(($(date +%s) - t0))s"
+	for i in "${!commits[@]}"; do
+		name=${list[$i]}
+		t0=$(date +%s)
+		git -C "$KF_TEST_TREE" checkout -q --detach "${commits[$i]}"
+		if ! kf_build_tree "$KF_TEST_TREE" "$KF_BUILD"; then
+			git -C "$KF_TEST_TREE" checkout -q "$KF_TEST_BRANCH"
+			kf_die "patch $((i + 1)) ($name) breaks the build (see $KF_BUILD/build.log)"
+		fi
+		new=$({
+			grep -E '(warning|error):|WARNING:' "$KF_BUILD/build.log"
+			kf_static_checks "$KF_TEST_TREE" "$KF_BUILD"
+		} | kf_norm_diag | comm -23 - "$base_diag")
+		if [ -n "$new" ]; then
+			echo "$new" | head -n 20 >&2
+			git -C "$KF_TEST_TREE" checkout -q "$KF_TEST_BRANCH"
+			kf_die "patch $((i + 1)) ($name) adds warnings"
+		fi
+		kf_log "prefix $((i + 1))/${#list[@]} ok in $(($(date +%s) - t0))s: $name"
+	done
+	git -C "$KF_TEST_TREE" checkout -q "$KF_TEST_BRANCH"
+}
+
+# checkpatch on every patch: zero errors, warnings and checks.
+kf_cmd_checkpatch() {
+	kf_host_setup
+	kf_base_resolve
+	[ -e "$KF_TEST_TREE/scripts/checkpatch.pl" ] || kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
+	local dict p out bad=0
+	dict=$(kf_codespell_dict) || true
+	[ -n "$dict" ] || kf_die "codespell's dictionary is missing (package codespell)"
+	while IFS= read -r p; do
+		out=$(cd "$KF_TEST_TREE" && perl scripts/checkpatch.pl --strict --codespell \
+			--codespellfile "$dict" --color=never --showfile -q "$KF_TOP/patches/$p" 2>&1)
+		if [ -n "$out" ]; then
+			echo "$out" >&2
+			kf_warn "checkpatch: $p is not clean"
+			bad=$((bad + 1))
+		fi
+	done < <(kf_series_list)
+	((bad == 0)) || kf_die "checkpatch found problems in $bad patch(es)"
+	kf_log "checkpatch --strict --codespell: $(kf_series_list | wc -l) patches clean"
+}

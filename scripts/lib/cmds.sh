@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0
+# Top-level commands of scripts/kf: the main job, the test command and the
+# pieces they are made of.
+
+kf_cmd_base() {
+	kf_host_setup
+	kf_base_resolve
+	echo "base: $KF_BASE_DESC"
+}
+
+# Results are collected as "group<TAB>ok|not ok<TAB>name<TAB>detail" lines.
+KF_RESULTS=""
+
+kf_result() {
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$KF_RESULTS"
+}
+
+# kf_host_check NAME CMD...: run a host-side check in a subshell (kf_die
+# only ends the subshell) and record its result.
+kf_host_check() {
+	local name=$1 log
+	shift
+	log=$KF_RUNS/host-$name.log
+	mkdir -p "$KF_RUNS"
+	if (kf_step "$name" "$@") >"$log" 2>&1; then
+		kf_result host ok "$name"
+	else
+		kf_result host "not ok" "$name" "$(grep -m1 '^kf: error:' "$log" | sed 's/^kf: error: //')"
+		tail -n 15 "$log" >&2
+	fi
+	grep '^\[kf\] == ' "$log" | tail -n 1 >&2
+}
+
+kf_print_results() {
+	local pass fail
+	echo
+	printf '%-6s  %-7s  %-34s  %s\n' group result test detail
+	printf '%-6s  %-7s  %-34s  %s\n' ------ ------- ---------------------------------- ------
+	awk -F'\t' '{ printf "%-6s  %-7s  %-34s  %s\n", $1, $2, $3, substr($4, 1, 120) }' "$KF_RESULTS"
+	[ -n "$KF_STEP_LOG" ] && [ -s "$KF_STEP_LOG" ] && { echo; echo "step times:"; cat "$KF_STEP_LOG"; }
+	pass=$(awk -F'\t' '$2 == "ok"' "$KF_RESULTS" | wc -l)
+	fail=$(awk -F'\t' '$2 != "ok"' "$KF_RESULTS" | wc -l)
+	echo
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+}
+
+# kf_guests FILTER MODE...: initramfs, accelerator, then each mode.
+kf_guests() {
+	local filter=$1 mode
+	shift
+	[ -f "$KF_BUILD/arch/x86/boot/bzImage" ] || {
+		kf_result guest "not ok" "test bed" "no kernel was built"
+		return 1
+	}
+	(kf_step initramfs kf_initramfs "$KF_BUILD") || {
+		kf_result guest "not ok" initramfs "building the initramfs failed"
+		return 1
+	}
+	kf_accel
+	for mode in "$@"; do
+		(kf_step "guests-$mode" kf_boot_mode "$mode" "$filter") >"$KF_RUNS/$mode.results"
+		awk -F'\t' '{ print "guest\t" $2 "\t" $1 ":" $3 "\t" $4 }' "$KF_RUNS/$mode.results" >>"$KF_RESULTS"
+		[ -s "$KF_RUNS/$mode.results" ] ||
+			kf_result guest "not ok" "$mode" "no results (logs in $KF_RUNS)"
+	done
+}
+
+kf_results_init() {
+	mkdir -p "$KF_RUNS"
+	KF_RESULTS=$KF_RUNS/results.tsv
+	KF_STEP_LOG=$KF_RUNS/steps.txt
+	: >"$KF_RESULTS"
+	: >"$KF_STEP_LOG"
+	export KF_STEP_LOG
+}
+
+# kf boot [single|pair|all] [FILTER]: boot the built test tree.
+kf_cmd_boot() {
+	local modes=${1:-all} filter=${2:-}
+	[ "$modes" = all ] && modes="single pair"
+	kf_host_setup
+	kf_base_resolve
+	kf_results_init
+	# shellcheck disable=SC2086
+	kf_guests "$filter" $modes
+	kf_print_results
+}
+
+# The main job: base, series, build, test bed, demo and tests.
+kf_cmd_main() {
+	kf_results_init
+	kf_step packages kf_host_setup || exit 1
+	kf_step base kf_base_resolve || exit 1
+	kf_log "base: $KF_BASE_DESC"
+	kf_host_check series-check kf_cmd_check
+	kf_host_check build kf_cmd_build
+	kf_guests "" single pair
+	echo "base: $KF_BASE_DESC"
+	kf_print_results
+}
+
+# Every test: series consistency, checkpatch, bisect build with W=1,
+# sparse and kernel-doc, KUnit, and the guests under the debug config.
+kf_cmd_test() {
+	kf_results_init
+	kf_step packages kf_host_setup || exit 1
+	kf_step base kf_base_resolve || exit 1
+	kf_log "base: $KF_BASE_DESC"
+	kf_host_check series-check kf_cmd_check
+	kf_host_check checkpatch kf_cmd_checkpatch
+	kf_host_check bisect-build kf_cmd_bisect
+	kf_guests "" single pair
+	echo "base: $KF_BASE_DESC"
+	kf_print_results
+}
