@@ -4,6 +4,11 @@
 
 KF_ROLE=${KF_ROLE:-single}
 
+# busybox sh runs its own applets before anything in PATH; iproute2's ip
+# and rdma live in /usr/sbin and are called through these functions.
+ip() { /usr/sbin/ip "$@"; }
+rdma() { /usr/sbin/rdma "$@"; }
+
 # Print the reason a test fails and fail it.
 kf_fail() {
 	echo "FAIL: $*" >&2
@@ -19,17 +24,19 @@ kf_kv() {
 # it with the same NAME in the same order; it returns when the other one got
 # there too and prints the VALUE the peer passed. A listens, B connects.
 kf_exchange() {
-	local name=$1 val=${2:-} got i
+	local name=$1 val=${2:-} got="" i xtrace=""
+	case $- in *x*) xtrace=1; set +x ;; esac
 	if [ "$KF_ROLE" = A ]; then
-		got=$(echo "$name $val" | timeout 300 nc -l -p 7777) ||
+		got=$(echo "$name $val" | timeout "${KF_RDV_TIMEOUT:-120}" nc -l -p 7777) ||
 			kf_fail "rendezvous $name: no peer"
 	else
-		for i in $(seq 1 600); do
+		for i in $(seq 1 $((${KF_RDV_TIMEOUT:-120} * 2))); do
 			got=$(echo "$name $val" | timeout 5 nc -w 2 "$KF_PEER_IP" 7777 2>/dev/null) &&
 				[ -n "$got" ] && break
 			sleep 0.5
 		done
 	fi
+	[ -n "$xtrace" ] && set -x
 	[ "${got%% *}" = "$name" ] || kf_fail "rendezvous $name: peer is at '${got%% *}'"
 	echo "${got#* }"
 }
@@ -89,6 +96,17 @@ kf_pattern() {
 kf_wait_for() {
 	local i=0
 	while [ ! -e "$1" ]; do
+		i=$((i + 1))
+		[ $i -gt $(($2 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# kf_wait_blk DEV SECONDS: wait until block device DEV can be read. The
+# node appears in devtmpfs a moment before the disk can be opened.
+kf_wait_blk() {
+	local i=0
+	while ! dd if="$1" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null; do
 		i=$((i + 1))
 		[ $i -gt $(($2 * 10)) ] && return 1
 		sleep 0.1

@@ -30,6 +30,31 @@ single) KF_MY_IP=10.0.0.1 KF_PEER_IP=10.0.0.2 ;;
 esac
 export KF_MY_IP KF_PEER_IP
 
+# Both addresses of the single guest are local, so by default traffic
+# between them takes the loopback device and one rxe device talks to itself.
+# Policy routing sends locally generated packets for the other address out
+# of the veth it does not own, so rxe0 and rxe1 really exchange packets over
+# the pair; received packets still hit the local table. accept_local lets a
+# packet whose source is a local address in; static neighbours avoid ARP
+# between two local addresses.
+single_routes() {
+	local mac0 mac1 f
+	mac0=$(cat /sys/class/net/veth0/address)
+	mac1=$(cat /sys/class/net/veth1/address)
+	for f in all default veth0 veth1; do
+		echo 1 >/proc/sys/net/ipv4/conf/$f/accept_local
+		echo 0 >/proc/sys/net/ipv4/conf/$f/rp_filter
+	done
+	ip rule add pref 100 lookup local
+	ip rule del pref 0 lookup local
+	ip rule add pref 10 iif lo to "$KF_PEER_IP" lookup 10
+	ip rule add pref 10 iif lo to "$KF_MY_IP" lookup 11
+	ip route add "$KF_PEER_IP" dev veth0 src "$KF_MY_IP" table 10
+	ip route add "$KF_MY_IP" dev veth1 src "$KF_PEER_IP" table 11
+	ip neigh replace "$KF_PEER_IP" lladdr "$mac1" dev veth0 nud permanent
+	ip neigh replace "$KF_MY_IP" lladdr "$mac0" dev veth1 nud permanent
+}
+
 # Networking for the test bed. single: two Soft-RoCE devices over a veth
 # pair; pair: one Soft-RoCE device over the virtio-net link to the other
 # guest.
@@ -41,6 +66,7 @@ net_setup() {
 		ip addr add "$KF_PEER_IP/24" dev veth1
 		ip link set veth0 up
 		ip link set veth1 up
+		single_routes
 		kf_rxe_setup veth0 rxe0
 		kf_rxe_setup veth1 rxe1
 		;;
@@ -77,7 +103,9 @@ for t in $tests; do n=$((n + 1)); done
 fails=0
 i=1
 mark "setup start"
-if (set -e; net_setup) >/dev/console 2>&1; then
+# Not as an "if" condition: that would switch off "set -e" inside.
+(set -e; net_setup) >/dev/console 2>&1
+if [ $? -eq 0 ]; then
 	echo "ok $i setup" >"$out"
 	net_setup_ok=1
 else
@@ -98,7 +126,7 @@ for t in $tests; do
 		echo "kf-runner: skipping $name, setup failed" >/dev/console
 	else
 		KF_KTAP_SUB=$sub timeout "$KF_TIMEOUT" sh -c \
-			". /kf/lib.sh; . '$t'; set -e; $fn" >/dev/console 2>&1 </dev/null
+			". /kf/lib.sh; . '$t'; set -ex; $fn" >/dev/console 2>&1 </dev/null
 		rc=$?
 	fi
 	mark "test $name end rc=$rc"

@@ -37,14 +37,17 @@ kf_initramfs() {
 	local out=$1 stage=$1/initramfs a b
 	rm -rf "$stage"
 	mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,run,kf/tests,lib64}
-	cp /bin/busybox "$stage/bin/busybox"
 	for a in $(/bin/busybox --list); do
 		ln -sf busybox "$stage/bin/$a"
 	done
-	# iproute2 replaces busybox's ip, which cannot create veth pairs.
+	# After the links: the applet list names busybox itself.
+	rm -f "$stage/bin/busybox"
+	cp /bin/busybox "$stage/bin/busybox"
+	# Real tools go to /usr/sbin: busybox's ip cannot create veth pairs,
+	# and its shell runs applets before PATH, so lib.sh calls these by
+	# absolute path.
 	for b in "${KF_GUEST_BINS[@]}"; do
-		rm -f "$stage/bin/$(basename "$b")"
-		kf_copy_bin "$stage" "$b" "/bin/$(basename "$b")"
+		kf_copy_bin "$stage" "$b" "/usr/sbin/$(basename "$b")"
 	done
 	kf_make "$KF_TEST_TREE" "$out" -s INSTALL_MOD_PATH="$stage" INSTALL_MOD_STRIP=1 \
 		modules_install >"$out/modules_install.log" 2>&1 ||
@@ -196,7 +199,7 @@ kf_boot_mode() {
 		kf_qemu_wait "$KF_RUNS/pairA" "$deadline" || rc=1
 		kf_qemu_wait "$KF_RUNS/pairB" "$deadline" || rc=1
 		# A test passes when both sides passed it.
-		join -t "$(printf '\t')" -a1 -a2 -e MISSING -o 0,1.1,2.1,1.3,2.3 \
+		join -t "$(printf '\t')" -a1 -a2 -e MISSING -o 0,1.2,2.2,1.3,2.3 \
 			<(kf_guest_results "$KF_RUNS/pairA" | awk -F'\t' '{print $2 "\t" $1 "\t" $3}' | sort -t"$(printf '\t')" -k1,1) \
 			<(kf_guest_results "$KF_RUNS/pairB" | awk -F'\t' '{print $2 "\t" $1 "\t" $3}' | sort -t"$(printf '\t')" -k1,1) |
 			awk -F'\t' '{
