@@ -113,6 +113,21 @@ kf_wait_blk() {
 	done
 }
 
+# kf_kunit MODULE: load a KUnit test module, which runs its suites, copy
+# each suite's KTAP into the runner's subtest file and fail on any "not ok".
+kf_kunit() {
+	local dir=/sys/kernel/debug/kunit before s
+	before=$(ls "$dir" 2>/dev/null | tr '\n' ' ')
+	modprobe "$1"
+	for s in $(ls "$dir"); do
+		case " $before " in *" $s "*) continue ;; esac
+		cat "$dir/$s/results" >>"$KF_KTAP_SUB"
+	done
+	rmmod "$1"
+	grep -q '^ *ok ' "$KF_KTAP_SUB" || kf_fail "$1 ran no test"
+	! grep -q '^ *not ok ' "$KF_KTAP_SUB" || kf_fail "$1 has failing tests"
+}
+
 # kf_rxe_setup NETDEV NAME: Soft-RoCE device NAME on NETDEV, waits for ACTIVE.
 kf_rxe_setup() {
 	modprobe rdma_rxe

@@ -49,10 +49,11 @@ kf_apt_archive() {
 	echo "$uri"
 }
 
-# kf_apt: run apt-get/apt-cache against the private state in $KF_CACHE/apt.
+# kf_apt STATE TOOL ARGS...: run apt-get/apt-cache against a private state
+# directory made by kf_apt_state.
 kf_apt() {
-	local tool=$1 s=$KF_CACHE/apt
-	shift
+	local s=$1 tool=$2
+	shift 2
 	"$tool" -o Dir::Etc::SourceList="$s/sources.list" \
 		-o Dir::Etc::SourceParts="$s/sources.list.d" \
 		-o Dir::Etc::Preferences="$s/preferences" \
@@ -63,30 +64,40 @@ kf_apt() {
 		-o Debug::NoLocking=1 -o Acquire::Retries=2 "$@"
 }
 
-# kf_fetch_deb: download the linux-source package into $KF_CACHE/debs and
-# print its path. An already downloaded package is reused (offline runs work)
-# unless KFABRIC_REFRESH=1.
-kf_fetch_deb() {
-	local s=$KF_CACHE/apt debs=$KF_CACHE/debs uri deb
-	mkdir -p "$debs"
-	deb=$(ls -1 "$debs/${KF_DEB_PKG}"_*.deb 2>/dev/null | sort -V | tail -n 1)
-	if [ -n "$deb" ] && [ -z "${KFABRIC_REFRESH:-}" ]; then
-		echo "$deb"
-		return 0
-	fi
+# kf_apt_state STATE SUITE...: a private apt state for the given suites of
+# the machine's Debian archive, with fresh package lists.
+kf_apt_state() {
+	local s=$1 uri suite
+	shift
 	kf_need_pkgs apt debian-archive-keyring
 	uri=$(kf_apt_archive) || kf_die "no Debian archive found in the machine's apt sources"
 	rm -rf "$s"
 	mkdir -p "$s/lists/partial" "$s/cache/archives/partial" "$s/state" \
 		"$s/sources.list.d" "$s/preferences.d"
 	: >"$s/state/status"
-	echo "deb [signed-by=$KF_DEB_KEYRING] $uri $KF_DEB_SUITE main" >"$s/sources.list"
-	kf_apt apt-get -qq update >"$s/update.log" 2>&1 ||
-		kf_die "cannot reach the Debian archive for $KF_DEB_SUITE: $(grep -m1 -E '^(E|W):' "$s/update.log")"
-	kf_apt apt-cache show "$KF_DEB_PKG" >/dev/null 2>&1 ||
+	for suite in "$@"; do
+		echo "deb [signed-by=$KF_DEB_KEYRING] $uri $suite main"
+	done >"$s/sources.list"
+	kf_apt "$s" apt-get -qq update >"$s/update.log" 2>&1 ||
+		kf_die "cannot reach the Debian archive for $*: $(grep -m1 -E '^(E|W):' "$s/update.log")"
+}
+
+# kf_fetch_deb: download the linux-source package into $KF_CACHE/debs and
+# print its path. An already downloaded package is reused (offline runs work)
+# unless KFABRIC_REFRESH=1.
+kf_fetch_deb() {
+	local s=$KF_CACHE/apt debs=$KF_CACHE/debs deb
+	mkdir -p "$debs"
+	deb=$(ls -1 "$debs/${KF_DEB_PKG}"_*.deb 2>/dev/null | sort -V | tail -n 1)
+	if [ -n "$deb" ] && [ -z "${KFABRIC_REFRESH:-}" ]; then
+		echo "$deb"
+		return 0
+	fi
+	kf_apt_state "$s" "$KF_DEB_SUITE"
+	kf_apt "$s" apt-cache show "$KF_DEB_PKG" >/dev/null 2>&1 ||
 		kf_die "package $KF_DEB_PKG is not in $KF_DEB_SUITE"
 	rm -f "$debs"/*.part
-	(cd "$debs" && kf_apt apt-get -qq download "$KF_DEB_PKG") >"$s/download.log" 2>&1 ||
+	(cd "$debs" && kf_apt "$s" apt-get -qq download "$KF_DEB_PKG") >"$s/download.log" 2>&1 ||
 		kf_die "downloading $KF_DEB_PKG failed: $(grep -m1 -E '^(E|W):' "$s/download.log")"
 	deb=$(ls -1 "$debs/${KF_DEB_PKG}"_*.deb 2>/dev/null | sort -V | tail -n 1)
 	[ -n "$deb" ] || kf_die "apt-get download left no $KF_DEB_PKG package"

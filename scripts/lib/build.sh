@@ -5,6 +5,35 @@
 KF_BUILD=${KFABRIC_BUILD:-$KF_CACHE/build/guest}
 KF_CFG_DIR=$KF_TOP/scripts/config
 
+# kf_sparse: print the path of a sparse that understands the v7.3 headers.
+# Debian 12's sparse 0.6.4 predates __typeof_unqual__, so checker-valid.sh
+# rejects it and C=1 would silently check nothing. Debian unstable's sparse
+# does; it needs a newer C library, so it runs with unstable's libc6 through
+# that library's own loader, all unpacked under the cache.
+kf_sparse() {
+	local d=$KF_CACHE/tools/sparse s=$KF_CACHE/tools/apt deb
+	local valid=$KF_TEST_TREE/scripts/checker-valid.sh
+	if [ -x "$d/sparse" ] && [ "$("$valid" "$d/sparse" -m64 2>/dev/null)" = 1 ]; then
+		echo "$d/sparse"
+		return 0
+	fi
+	rm -rf "$d"
+	mkdir -p "$d/debs" "$d/root"
+	kf_apt_state "$s" "${KFABRIC_SPARSE_SUITE:-unstable}"
+	(cd "$d/debs" && kf_apt "$s" apt-get -qq download sparse libc6) >"$s/download.log" 2>&1 ||
+		kf_die "downloading sparse failed: $(grep -m1 -E '^(E|W):' "$s/download.log")"
+	for deb in "$d"/debs/*.deb; do
+		dpkg-deb -x "$deb" "$d/root" || kf_die "cannot unpack $deb"
+	done
+	printf '#!/bin/sh\nexec "%s" --library-path "%s" "%s" "$@"\n' \
+		"$d/root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \
+		"$d/root/usr/lib/x86_64-linux-gnu" "$d/root/usr/bin/sparse" >"$d/sparse"
+	chmod +x "$d/sparse"
+	[ "$("$valid" "$d/sparse" -m64 2>/dev/null)" = 1 ] ||
+		kf_die "sparse from ${KFABRIC_SPARSE_SUITE:-unstable} cannot check this tree either"
+	echo "$d/sparse"
+}
+
 kf_codespell_dict() {
 	dpkg -L codespell 2>/dev/null | grep -m1 '/codespell_lib/data/dictionary.txt$'
 }
@@ -54,12 +83,30 @@ kf_guest_fragments() {
 	echo "$KF_CFG_DIR/kfabric.config"
 }
 
+# kf_config_key SRC FRAGMENT...: what the .config depends on: the Kconfig
+# files of the tree (by git object ids) and the fragments.
+kf_config_key() {
+	local src=$1
+	shift
+	{
+		git -C "$src" ls-files -s -- '*Kconfig*' | git hash-object --stdin
+		cat "$@" | git hash-object --stdin
+	} | tr -d '\n'
+}
+
 # kf_build_tree SRC OUT: configure and build the guest kernel and modules.
+# The .config is regenerated only when a Kconfig file or a fragment changed,
+# which keeps a bisect step that touches only C files short.
 kf_build_tree() {
-	local src=$1 out=$2
+	local src=$1 out=$2 key
 	local -a frags
 	mapfile -t frags < <(kf_guest_fragments)
-	kf_config "$src" "$out" "${frags[@]}"
+	key=$(kf_config_key "$src" "${frags[@]}")
+	if [ ! -f "$out/.config" ] || [ "$(cat "$out/.kf-config-key" 2>/dev/null)" != "$key" ]; then
+		rm -f "$out/.kf-config-key"
+		kf_config "$src" "$out" "${frags[@]}"
+		echo "$key" >"$out/.kf-config-key"
+	fi
 	kf_make "$src" "$out" bzImage modules >"$out/build.log" 2>&1 || {
 		grep -E 'error:|Error [0-9]' "$out/build.log" | head -n 20 >&2
 		return 1
@@ -71,18 +118,26 @@ kf_series_paths() {
 	git -C "$1" diff --name-only --no-renames "$KF_BASE_REV" HEAD
 }
 
-# kf_static_checks SRC OUT: W=1 + sparse over the directories holding the
-# series' C files, and kernel-doc over every file the series adds. Prints
-# the diagnostics (one per line); the caller decides which are new.
+# kf_static_checks SRC OUT: W=1 + sparse over the directories whose C files
+# the last commit changed (all of the series' directories when it changed
+# a header), and kernel-doc over the files it changed that the series
+# adds. Earlier commits were checked at their own step. Prints the
+# diagnostics (one per line); the caller decides which are new.
 kf_static_checks() {
 	local src=$1 out=$2 d
-	local -a dirs docs
-	mapfile -t dirs < <(kf_series_paths "$src" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+	local -a dirs docs changed
+	mapfile -t changed < <(git -C "$src" diff --name-only --no-renames HEAD~1 HEAD)
+	if printf '%s\n' "${changed[@]}" | grep -q '\.h$'; then
+		mapfile -t dirs < <(kf_series_paths "$src" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+	else
+		mapfile -t dirs < <(printf '%s\n' "${changed[@]}" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+	fi
+	((${#changed[@]})) || return 0
 	mapfile -t docs < <(git -C "$src" diff --name-only --no-renames --diff-filter=A \
-		"$KF_BASE_REV" HEAD | grep -E '\.[ch]$')
+		"$KF_BASE_REV" HEAD -- "${changed[@]}" | grep -E '\.[ch]$')
 	for d in "${dirs[@]}"; do
 		[ -d "$src/$d" ] || continue
-		kf_make "$src" "$out" W=1 C=2 "$d/" 2>&1 | grep -E '(warning|error):' || true
+		kf_make "$src" "$out" W=1 C=2 CHECK="$KF_SPARSE" "$d/" 2>&1 | grep -E '(warning|error):' || true
 	done
 	((${#docs[@]})) && (cd "$src" && scripts/kernel-doc -none -Wall "${docs[@]}" 2>&1) || true
 }
@@ -116,6 +171,7 @@ kf_cmd_bisect() {
 	mapfile -t commits < <(git -C "$KF_TEST_TREE" rev-list --reverse "$KF_BASE_REV"..HEAD)
 	((${#list[@]} == ${#commits[@]})) || kf_die "series and applied commits disagree"
 	local base_diag=$KF_BUILD/diag.base i t0 name new
+	KF_SPARSE=$(kf_sparse) || exit 1
 	git -C "$KF_TEST_TREE" checkout -q --detach "$KF_BASE_REV"
 	t0=$(date +%s)
 	kf_build_tree "$KF_TEST_TREE" "$KF_BUILD" || kf_die "the base itself does not build (see $KF_BUILD/build.log)"
@@ -129,7 +185,7 @@ kf_cmd_bisect() {
 		grep -E '(warning|error):' "$KF_BUILD/build.log"
 		for d in "${all_dirs[@]}"; do
 			[ -d "$KF_TEST_TREE/$d" ] || continue
-			kf_make "$KF_TEST_TREE" "$KF_BUILD" W=1 C=2 "$d/" 2>&1 | grep -E '(warning|error):'
+			kf_make "$KF_TEST_TREE" "$KF_BUILD" W=1 C=2 CHECK="$KF_SPARSE" "$d/" 2>&1 | grep -E '(warning|error):'
 		done
 	} | kf_norm_diag >"$base_diag"
 	kf_log "base built in $(($(date +%s) - t0))s"
