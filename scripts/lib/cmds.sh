@@ -110,6 +110,7 @@ kf_cmd_test() {
 	kf_host_check series-check kf_cmd_check
 	kf_host_check checkpatch kf_cmd_checkpatch
 	kf_host_check bisect-build kf_cmd_bisect
+	kf_host_check kunit-x86_64 kf_cmd_kunit
 	kf_guests "" single pair
 	echo "base: $KF_BASE_DESC"
 	kf_print_results

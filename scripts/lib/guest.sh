@@ -66,7 +66,8 @@ kf_initramfs() {
 kf_accel() {
 	if [ -z "${KF_ACCEL:-}" ]; then
 		KF_ACCEL=tcg
-		if [ -w /dev/kvm ] && [ -z "${KFABRIC_NO_KVM:-}" ]; then
+		if [ -w /dev/kvm ] && [ -z "${KFABRIC_NO_KVM:-}" ] &&
+			[ -f "$KF_BUILD/arch/x86/boot/bzImage" ]; then
 			local log
 			log=$(mktemp)
 			timeout 30 qemu-system-x86_64 -accel kvm -cpu host -m 256M -nodefaults \
