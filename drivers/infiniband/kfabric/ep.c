@@ -508,6 +508,7 @@ struct kfi_pep *kfi_pep_alloc(struct kfi_fabric *fabric,
 	pep->fabric = fabric;
 	pep->handler = handler;
 	pep->context = context;
+	mutex_init(&pep->lock);
 	mutex_init(&pep->cm_lock);
 
 	mutex_lock(&kfi_lock);
@@ -539,15 +540,27 @@ int kfi_listen(struct kfi_pep *pep, const struct kfi_addr *addr, int backlog)
 	if (!pep || !addr || addr->format != pep->fabric->addr_format ||
 	    backlog < 0)
 		return -EINVAL;
-	mutex_lock(&pep->cm_lock);
+	mutex_lock(&pep->lock);
 	if (pep->listening || pep->state != KFI_OBJ_LIVE) {
 		ret = pep->listening ? -EINVAL : -ENODEV;
-	} else {
-		pep->addr = *addr;
-		ret = pep->fabric->ops->pep_listen(pep, addr, backlog);
-		pep->listening = !ret;
+		goto out;
 	}
+	/*
+	 * Requests may arrive before pep_listen() returns: let them reach
+	 * the handler rather than bounce, and withdraw if listening failed.
+	 */
+	mutex_lock(&pep->cm_lock);
+	pep->addr = *addr;
+	pep->listening = true;
 	mutex_unlock(&pep->cm_lock);
+	ret = pep->fabric->ops->pep_listen(pep, addr, backlog);
+	if (ret) {
+		mutex_lock(&pep->cm_lock);
+		pep->listening = false;
+		mutex_unlock(&pep->cm_lock);
+	}
+out:
+	mutex_unlock(&pep->lock);
 	return ret;
 }
 EXPORT_SYMBOL_GPL(kfi_listen);
@@ -592,11 +605,13 @@ EXPORT_SYMBOL_GPL(kfi_pep_connreq);
 
 static void kfi_pep_destroy(struct kfi_pep *pep)
 {
+	mutex_lock(&pep->lock);
 	mutex_lock(&pep->cm_lock);
 	pep->state = KFI_OBJ_DEAD;
 	pep->listening = false;
 	mutex_unlock(&pep->cm_lock);
 	pep->fabric->ops->pep_destroy(pep);
+	mutex_unlock(&pep->lock);
 }
 
 /* Fabric removal: destroy a passive endpoint the ULP still holds. */
@@ -635,6 +650,7 @@ void kfi_pep_free(struct kfi_pep *pep)
 	else
 		wait_event(kfi_wait, READ_ONCE(pep->killed));
 	mutex_destroy(&pep->cm_lock);
+	mutex_destroy(&pep->lock);
 	kfree(pep);
 	module_put(owner);
 }

@@ -68,7 +68,8 @@ struct kfi_rw_ctx;
  * @accept: accept @req on @ep (called from a %KFI_CM_CONNREQ handler).
  * @reject: reject @req (called from a %KFI_CM_CONNREQ handler).
  * @disconnect: start disconnecting; %KFI_CM_DISCONNECTED follows.
- * @pep_listen: start listening on @addr for connection requests.
+ * @pep_listen: start listening on @addr for connection requests. Requests
+ *	may be delivered with kfi_pep_connreq() before it returns.
  * @pep_destroy: stop listening and release @pep. No handler runs after it
  *	returns.
  * @post_send: post a send.
@@ -285,7 +286,15 @@ struct kfi_pep {
 
 	/* private: core */
 	struct list_head entry;
-	struct mutex cm_lock;	/* serialises requests, guards state */
+	/*
+	 * lock serialises kfi_listen() against destruction and is held
+	 * across the provider's pep_listen(); cm_lock only serialises
+	 * request delivery. Providers deliver requests under their own
+	 * locks, which pep_listen() takes too, so one lock for both would
+	 * invert against them.
+	 */
+	struct mutex lock;
+	struct mutex cm_lock;
 	enum kfi_obj_state state;
 	bool listening;
 	bool killed;
