@@ -67,8 +67,15 @@ static u32 kfi_ep_cq_need(const struct kfi_ep *ep, const struct kfi_cq *cq)
 {
 	u32 need = 0;
 
-	if (ep->attr.send_cq == cq)
+	if (ep->attr.send_cq == cq) {
 		need += ep->attr.max_send_ops + 1;
+		/*
+		 * Provider helper contexts complete once each; the core's own
+		 * count as send operations, already in max_send_ops.
+		 */
+		if (ep->domain->fabric->ops->rw_init)
+			need += ep->attr.max_rw_ctxs;
+	}
 	if (ep->attr.recv_cq == cq)
 		need += ep->attr.max_recv_ops + 1;
 	return need;

@@ -133,7 +133,8 @@ static int kfi_rw_count(const struct kfi_iov *iov, u32 max_sge, u64 max_size)
  * Nothing is sent yet. The arrays behind @local must stay valid until
  * kfi_rw_ctx_destroy().
  *
- * Context: any; does not sleep.
+ * Context: process context; may sleep, as providers may allocate (rdma_rw
+ * does). A completion callback of a workqueue-polled queue qualifies.
  * Return: the number of operations the transfer takes (send queue slots,
  * as for rdma_rw_ctx_init()), or -EINVAL, -EOPNOTSUPP, -ENODEV, or the
  * provider's error.

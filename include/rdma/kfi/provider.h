@@ -293,8 +293,8 @@ struct kfi_pep {
 	 * locks, which pep_listen() takes too, so one lock for both would
 	 * invert against them.
 	 */
-	struct mutex lock;
-	struct mutex cm_lock;
+	struct mutex lock;	/* listen against destroy */
+	struct mutex cm_lock;	/* request delivery, state */
 	enum kfi_obj_state state;
 	bool listening;
 	bool killed;

@@ -12,8 +12,11 @@
 
 #include <rdma/kfi/kfi.h>
 
-/* Provider-private words in a context; enough for an rdma_rw_ctx. */
-#define KFI_RW_PRIV_WORDS	16
+/*
+ * Provider-private words in a context: enough for an rdma_rw_ctx and what
+ * the verbs provider keeps beside it.
+ */
+#define KFI_RW_PRIV_WORDS	24
 
 /**
  * struct kfi_rw_ctx - one read/write helper transfer
