@@ -287,3 +287,23 @@ kf_cmd_kunit() {
 	fi
 	kf_log "KUnit on x86_64 passed, built with INFINIBAND=n and NET=$(grep -q '^CONFIG_NET=y' "$out/.config" && echo y || echo n)"
 }
+
+# kf docs: build Documentation/kfabric/ of the applied series with Sphinx;
+# any warning fails. Debian's sphinx-build runs under the system python,
+# which the docs helper scripts must use too.
+kf_cmd_docs() {
+	local out=$KF_CACHE/build/docs log
+	kf_host_setup
+	kf_base_resolve
+	[ -e "$KF_TEST_TREE/.git" ] || kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
+	[ -f "$KF_TEST_TREE/Documentation/kfabric/index.rst" ] ||
+		kf_die "the series has no Documentation/kfabric/index.rst"
+	mkdir -p "$out"
+	log=$out/docs.log
+	(cd "$KF_TEST_TREE" && PATH=/usr/bin:$PATH make O="$out" SPHINXDIRS=kfabric \
+		cleandocs htmldocs) >"$log" 2>&1 || kf_die "the docs do not build (see $log)"
+	if grep -Ei 'warning|error' "$log" >&2; then
+		kf_die "the docs build warns (see $log)"
+	fi
+	kf_log "Documentation/kfabric built without warnings"
+}

@@ -18,15 +18,19 @@ kf_result() {
 # kf_host_check NAME CMD...: run a host-side check in a subshell (kf_die
 # only ends the subshell) and record its result.
 kf_host_check() {
-	local name=$1 log
+	local name=$1 log t0
 	shift
 	log=$KF_RUNS/host-$name.log
 	mkdir -p "$KF_RUNS"
+	t0=$(date +%s)
 	if (kf_step "$name" "$@") >"$log" 2>&1; then
 		kf_result host ok "$name"
 	else
 		kf_result host "not ok" "$name" "$(grep -m1 '^kf: error:' "$log" | sed 's/^kf: error: //')"
 		tail -n 15 "$log" >&2
+		# kf_die ended the step before it could log its time.
+		grep -q "^$name " "$KF_STEP_LOG" ||
+			printf '%-28s %-8s %5ss\n' "$name" FAILED "$(($(date +%s) - t0))" >>"$KF_STEP_LOG"
 	fi
 	grep '^\[kf\] == ' "$log" | tail -n 1 >&2
 }
@@ -111,6 +115,7 @@ kf_cmd_test() {
 	kf_host_check checkpatch kf_cmd_checkpatch
 	kf_host_check bisect-build kf_cmd_bisect
 	kf_host_check kunit-x86_64 kf_cmd_kunit
+	kf_host_check docs kf_cmd_docs
 	kf_guests "" single pair
 	echo "base: $KF_BASE_DESC"
 	kf_print_results

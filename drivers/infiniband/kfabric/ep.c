@@ -269,6 +269,8 @@ static void kfi_ep_destroy(struct kfi_ep *ep)
 	mutex_unlock(&ep->cm_lock);
 	synchronize_rcu();
 	kfi_ep_do_drain(ep);
+	/* From here on the ULP's helper contexts only forget their state. */
+	WRITE_ONCE(ep->gone, true);
 	ep->domain->fabric->ops->ep_destroy(ep);
 }
 

@@ -209,8 +209,14 @@ int kfi_rw_ctx_post(struct kfi_rw_ctx *ctx, struct kfi_cqe *cqe,
 
 	if (unlikely(!chain == !cqe))
 		return -EINVAL;
-	if (ctx->by_provider)
-		return ep->domain->fabric->ops->rw_post(ctx, cqe, chain, chain_flags);
+	if (ctx->by_provider) {
+		/* The same removal fence as kfi_send() and friends. */
+		rcu_read_lock();
+		ret = READ_ONCE(ep->dying) ? -ENODEV :
+		      ep->domain->fabric->ops->rw_post(ctx, cqe, chain, chain_flags);
+		rcu_read_unlock();
+		return ret;
+	}
 
 	max_size = ep->domain->attr.max_rma_size;
 	rma = ctx->gen.remote;
@@ -253,11 +259,14 @@ EXPORT_SYMBOL_GPL(kfi_rw_ctx_post);
  * kfi_rw_ctx_destroy() - release a transfer's resources
  * @ctx: a context set up by kfi_rw_ctx_init(), completed or never posted
  *
+ * Once the endpoint's domain has been removed, this only forgets the
+ * transfer, because the provider released what it held with the endpoint.
+ *
  * Context: any; does not sleep.
  */
 void kfi_rw_ctx_destroy(struct kfi_rw_ctx *ctx)
 {
-	if (ctx->by_provider)
+	if (ctx->by_provider && !READ_ONCE(ctx->ep->gone))
 		ctx->ep->domain->fabric->ops->rw_destroy(ctx);
 	ctx->nr_ops = 0;
 }

@@ -45,8 +45,9 @@ struct kfi_rw_ctx;
  * splits read/write helper transfers into kfi_read() and kfi_write()).
  * kfi_fabric_register() checks this.
  *
- * Context rules: every operation except the post_* ones may sleep.
- * post_* run under rcu_read_lock() and must not sleep.
+ * Context rules: the data operations (post_*, @mr_map, @mr_invalidate,
+ * @rw_post) run under rcu_read_lock() and must not sleep; @rw_destroy
+ * must not sleep either. Every other operation may sleep.
  *
  * @resolve: decide whether @domain can serve @hints (e.g. route to
  *	@hints->dest_addr) and fill @info->src_addr. Return -ENODATA when it
@@ -262,6 +263,7 @@ struct kfi_ep {
 	/* private: core */
 	bool dying;
 	bool drained;
+	bool gone;		/* provider part destroyed */
 	enum kfi_obj_state state;
 	struct list_head entry;
 	struct mutex cm_lock;	/* serialises events, guards dying */
