@@ -139,3 +139,16 @@ kf_rxe_setup() {
 	done
 	kf_fail "$2 on $1 did not become ACTIVE"
 }
+
+# kf_selftest COMMAND...: one command of the kfi_selftest module (see
+# drivers/infiniband/kfabric/tests/kfi_selftest.c). Its KTAP becomes this
+# test's subtests; a failing run fails the test.
+kf_selftest() {
+	local dir=/sys/kernel/debug/kfi_selftest rc=0
+	[ -d "$dir" ] || modprobe kfi_selftest
+	echo "$*" >"$dir/run" || rc=$?
+	case "$1" in
+	client | loop | bench) cat "$dir/results" >>"$KF_KTAP_SUB" ;;
+	esac
+	[ "$rc" -eq 0 ] || kf_fail "kfi_selftest '$*' failed"
+}

@@ -1,0 +1,863 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kfabric over the kernel verbs stack: endpoints, data operations, memory
+ * regions and the read/write helper.
+ *
+ * Each endpoint keeps a ring of operation slots per queue, sized to its
+ * queue depth when it is created, so posting allocates nothing. A slot
+ * holds the ib_cqe of its work request and the DMA mappings of its local
+ * buffers. Work requests on one queue of an RC QP complete in the order
+ * they were posted, so a completion retires its slot and every older
+ * (unsignaled) one, unmapping their buffers: no reference count and no
+ * mutex per operation, only the queue's spinlock that keeps slot order
+ * and posting order the same.
+ */
+#include <linux/bvec.h>
+#include <linux/scatterlist.h>
+
+#include "kfi_verbs.h"
+
+#define VBS_SEND_SIGNALED	BIT(0)
+
+static int vbs_wc_status(enum ib_wc_status status)
+{
+	switch (status) {
+	case IB_WC_SUCCESS:
+		return 0;
+	case IB_WC_WR_FLUSH_ERR:
+		return -ECANCELED;
+	case IB_WC_REM_ACCESS_ERR:
+	case IB_WC_MW_BIND_ERR:
+		return -EACCES;
+	case IB_WC_LOC_PROT_ERR:
+	case IB_WC_LOC_ACCESS_ERR:
+		return -EFAULT;
+	case IB_WC_LOC_LEN_ERR:
+		return -EMSGSIZE;
+	case IB_WC_RETRY_EXC_ERR:
+	case IB_WC_RNR_RETRY_EXC_ERR:
+	case IB_WC_RESP_TIMEOUT_ERR:
+		return -ETIMEDOUT;
+	case IB_WC_REM_INV_REQ_ERR:
+	case IB_WC_REM_OP_ERR:
+	case IB_WC_REM_ABORT_ERR:
+	case IB_WC_INV_EEC_STATE_ERR:
+		return -EREMOTEIO;
+	default:
+		return -EIO;
+	}
+}
+
+static int vbs_ring_init(struct vbs_ring *ring, struct vbs_ep *vep, u32 size,
+			 u32 max_sge, void (*done)(struct ib_cq *, struct ib_wc *))
+{
+	u32 i;
+
+	spin_lock_init(&ring->lock);
+	ring->size = size;
+	ring->ops = kvcalloc(size, sizeof(*ring->ops), GFP_KERNEL);
+	ring->sges = kvcalloc(size, array_size(max_sge, sizeof(*ring->sges)),
+			      GFP_KERNEL);
+	if (!ring->ops || !ring->sges)
+		return -ENOMEM;
+	for (i = 0; i < size; i++) {
+		ring->ops[i].cqe.done = done;
+		ring->ops[i].vep = vep;
+		ring->ops[i].idx = i;
+		ring->ops[i].sge = ring->sges + (size_t)i * max_sge;
+	}
+	return 0;
+}
+
+static void vbs_ring_free(struct vbs_ring *ring)
+{
+	kvfree(ring->ops);
+	kvfree(ring->sges);
+}
+
+static void vbs_unmap_sges(struct vbs_ep *vep, struct vbs_op *op)
+{
+	struct vbs_domain *vdom = vep_dom(vep);
+	u32 i;
+
+	for (i = 0; i < op->nsge; i++)
+		if (op->sge[i].lkey == vdom->pd->local_dma_lkey)
+			ib_dma_unmap_page(vdom->ibdev, op->sge[i].addr,
+					  op->sge[i].length, op->dir);
+	op->nsge = 0;
+}
+
+/* End a memory region's mapping: peers can no longer reach it. */
+static void vbs_mr_unmap(struct vbs_domain *vdom, struct vbs_mr *vmr)
+{
+	int nents = xchg(&vmr->nents, 0);
+
+	WRITE_ONCE(vmr->valid, false);
+	if (nents)
+		ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nents, DMA_BIDIRECTIONAL);
+}
+
+/*
+ * Retire the slots of @ring up to and including @op. Only the queue's
+ * completion context calls this (or the drain, once the queue is idle),
+ * so the slots between tail and @op are ours to read without the lock.
+ */
+static void vbs_retire(struct vbs_ring *ring, struct vbs_op *op, int status)
+{
+	struct vbs_ep *vep = op->vep;
+	u32 tail = READ_ONCE(ring->tail);
+	struct vbs_op *cur;
+	unsigned long flags;
+
+	for (;;) {
+		cur = &ring->ops[tail % ring->size];
+		vbs_unmap_sges(vep, cur);
+		if (cur->mr && (cur->opcode == KFI_WC_MR_INV ? !status :
+				cur == op && status))
+			vbs_mr_unmap(vep_dom(vep), cur->mr);
+		cur->mr = NULL;
+		tail++;
+		if (cur == op || WARN_ON_ONCE(tail == READ_ONCE(ring->head)))
+			break;
+	}
+	spin_lock_irqsave(&ring->lock, flags);
+	ring->tail = tail;
+	spin_unlock_irqrestore(&ring->lock, flags);
+}
+
+static void vbs_send_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct vbs_op *op = container_of(wc->wr_cqe, struct vbs_op, cqe);
+	struct vbs_ep *vep = op->vep;
+	struct kfi_cqe *ulp = op->ulp;
+	struct kfi_wc kwc = {
+		.cqe = ulp,
+		.ep = &vep->ep,
+		.status = vbs_wc_status(wc->status),
+		.opcode = op->opcode,
+	};
+
+	vbs_retire(&vep->sq, op, kwc.status);
+	if (ulp)
+		kfi_complete(vep->ep.attr.send_cq, &kwc);
+}
+
+/* A peer's send with invalidate ended the mapping of one of our regions. */
+static void vbs_remote_inv(struct vbs_domain *vdom, u32 rkey)
+{
+	struct vbs_mr *vmr = xa_load(&vdom->mrs, rkey >> 8);
+
+	if (vmr && vmr->ibmr->rkey == rkey)
+		vbs_mr_unmap(vdom, vmr);
+}
+
+static void vbs_recv_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct vbs_op *op = container_of(wc->wr_cqe, struct vbs_op, cqe);
+	struct vbs_ep *vep = op->vep;
+	struct kfi_wc kwc = {
+		.cqe = op->ulp,
+		.ep = &vep->ep,
+		.status = vbs_wc_status(wc->status),
+		.opcode = KFI_WC_RECV,
+	};
+
+	if (!kwc.status) {
+		kwc.byte_len = wc->byte_len;
+		if (wc->wc_flags & IB_WC_WITH_IMM) {
+			kwc.flags |= KFI_WC_IMM;
+			kwc.imm_data = be32_to_cpu(wc->ex.imm_data);
+		}
+		if (wc->opcode == IB_WC_RECV_RDMA_WITH_IMM)
+			kwc.flags |= KFI_WC_RDMA_WRITE;
+		if (wc->wc_flags & IB_WC_WITH_INVALIDATE) {
+			kwc.flags |= KFI_WC_INV;
+			kwc.inv_key = wc->ex.invalidate_rkey;
+			vbs_remote_inv(vep_dom(vep), wc->ex.invalidate_rkey);
+		}
+	}
+	vbs_retire(&vep->rq, op, kwc.status);
+	kfi_complete(vep->ep.attr.recv_cq, &kwc);
+}
+
+/*
+ * DMA-map the local buffers of @msg into @op's sge array. Memory region
+ * ranges are already mapped and use the region's lkey.
+ */
+static int vbs_map_msg(struct vbs_ep *vep, struct vbs_op *op,
+		       const struct kfi_msg *msg, u32 max_sge,
+		       enum dma_data_direction dir)
+{
+	struct vbs_domain *vdom = vep_dom(vep);
+	struct kfi_iov_iter it;
+	struct bio_vec seg;
+	struct ib_sge *sge;
+	u32 i, n = 0;
+	int ret;
+
+	op->dir = dir;
+	op->nsge = 0;
+	for (i = 0; i < msg->niov; i++) {
+		const struct kfi_iov *iov = &msg->iov[i];
+
+		if (!iov->len)
+			continue;
+		if (iov->type == KFI_IOV_MR) {
+			struct vbs_mr *vmr = to_vmr(iov->mr);
+
+			if (n >= max_sge || iov->len > U32_MAX)
+				goto inval;
+			op->sge[n++] = (struct ib_sge){
+				.addr = vmr->ibmr->iova + iov->offset,
+				.length = iov->len,
+				.lkey = vmr->ibmr->lkey,
+			};
+			op->nsge = n;
+			continue;
+		}
+		ret = kfi_iov_iter_init(&it, iov);
+		if (ret)
+			goto unmap;
+		while (kfi_iov_iter_next(&it, &seg, 0)) {
+			if (n >= max_sge)
+				goto inval;
+			sge = &op->sge[n];
+			sge->addr = ib_dma_map_page(vdom->ibdev, seg.bv_page,
+						    seg.bv_offset, seg.bv_len, dir);
+			if (ib_dma_mapping_error(vdom->ibdev, sge->addr)) {
+				ret = -EFAULT;
+				goto unmap;
+			}
+			sge->length = seg.bv_len;
+			sge->lkey = vdom->pd->local_dma_lkey;
+			op->nsge = ++n;
+		}
+	}
+	return 0;
+
+inval:
+	ret = -EINVAL;
+unmap:
+	vbs_unmap_sges(vep, op);
+	return ret;
+}
+
+static struct vbs_op *vbs_slot(struct vbs_ring *ring)
+{
+	if (ring->head - ring->tail >= ring->size)
+		return NULL;
+	return &ring->ops[ring->head % ring->size];
+}
+
+static bool vbs_connected(struct vbs_ep *vep)
+{
+	enum vbs_ep_state state = READ_ONCE(vep->state);
+
+	return state == VBS_EP_CONNECTED || state == VBS_EP_DOWN;
+}
+
+/*
+ * Fill @wr for a send-side operation in the next slot of the send queue.
+ * Called with the send queue lock held; the caller posts and then calls
+ * vbs_sq_commit().
+ */
+static int vbs_sq_prep(struct vbs_ep *vep, const struct kfi_msg *msg,
+		       u32 flags, enum kfi_wc_opcode opcode,
+		       struct ib_send_wr *wr, struct vbs_op **opp)
+{
+	enum dma_data_direction dir;
+	struct vbs_op *op;
+	int ret;
+
+	op = vbs_slot(&vep->sq);
+	if (!op)
+		return -EAGAIN;
+	dir = opcode == KFI_WC_READ ? DMA_FROM_DEVICE : DMA_TO_DEVICE;
+	if (msg) {
+		ret = vbs_map_msg(vep, op, msg, vep->max_sge, dir);
+		if (ret)
+			return ret;
+	}
+	op->opcode = opcode;
+	op->ulp = msg ? msg->cqe : NULL;
+	op->mr = NULL;
+	wr->wr_cqe = &op->cqe;
+	wr->sg_list = op->sge;
+	wr->num_sge = op->nsge;
+	wr->send_flags = 0;
+	if (!(flags & KFI_UNSIGNALED))
+		wr->send_flags |= IB_SEND_SIGNALED;
+	if (flags & KFI_FENCE)
+		wr->send_flags |= IB_SEND_FENCE;
+	*opp = op;
+	return 0;
+}
+
+static void vbs_sq_commit(struct vbs_ep *vep)
+{
+	vep->sq.head++;
+}
+
+static int vbs_post_sq(struct vbs_ep *vep, const struct kfi_msg *msg, u32 flags,
+		       enum kfi_wc_opcode opcode, struct ib_send_wr *wr)
+{
+	const struct ib_send_wr *bad;
+	struct vbs_op *op;
+	unsigned long irqflags;
+	int ret;
+
+	if (unlikely(!vbs_connected(vep)))
+		return -ENOTCONN;
+	spin_lock_irqsave(&vep->sq.lock, irqflags);
+	ret = vbs_sq_prep(vep, msg, flags, opcode, wr, &op);
+	if (!ret) {
+		ret = ib_post_send(vep->qp, wr, &bad);
+		if (ret)
+			vbs_unmap_sges(vep, op);
+		else
+			vbs_sq_commit(vep);
+	}
+	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	return ret;
+}
+
+static void vbs_send_wr(const struct kfi_msg *msg, u32 flags,
+			struct ib_send_wr *wr)
+{
+	wr->opcode = IB_WR_SEND;
+	if (flags & KFI_IMM) {
+		wr->opcode = IB_WR_SEND_WITH_IMM;
+		wr->ex.imm_data = cpu_to_be32(msg->imm_data);
+	} else if (flags & KFI_SEND_INV) {
+		wr->opcode = IB_WR_SEND_WITH_INV;
+		wr->ex.invalidate_rkey = msg->inv_key;
+	}
+}
+
+int vbs_post_send(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
+{
+	struct ib_send_wr wr = {};
+
+	if (unlikely((flags & KFI_IMM) && (flags & KFI_SEND_INV)))
+		return -EINVAL;
+	if (unlikely((flags & KFI_SEND_INV) && msg->inv_key > U32_MAX))
+		return -EINVAL;
+	vbs_send_wr(msg, flags, &wr);
+	return vbs_post_sq(to_vep(ep), msg, flags, KFI_WC_SEND, &wr);
+}
+
+static int vbs_post_rma(struct kfi_ep *ep, const struct kfi_msg *msg,
+			const struct kfi_rma_iov *rma, u32 flags,
+			enum kfi_wc_opcode opcode)
+{
+	struct ib_rdma_wr wr = {
+		.remote_addr = rma->addr,
+		.rkey = rma->key,
+	};
+
+	if (unlikely(rma->key > U32_MAX))
+		return -EINVAL;
+	if (opcode == KFI_WC_READ) {
+		wr.wr.opcode = IB_WR_RDMA_READ;
+	} else if (flags & KFI_IMM) {
+		wr.wr.opcode = IB_WR_RDMA_WRITE_WITH_IMM;
+		wr.wr.ex.imm_data = cpu_to_be32(msg->imm_data);
+	} else {
+		wr.wr.opcode = IB_WR_RDMA_WRITE;
+	}
+	return vbs_post_sq(to_vep(ep), msg, flags, opcode, &wr.wr);
+}
+
+int vbs_post_read(struct kfi_ep *ep, const struct kfi_msg *msg,
+		  const struct kfi_rma_iov *rma, u32 flags)
+{
+	return vbs_post_rma(ep, msg, rma, flags, KFI_WC_READ);
+}
+
+int vbs_post_write(struct kfi_ep *ep, const struct kfi_msg *msg,
+		   const struct kfi_rma_iov *rma, u32 flags)
+{
+	return vbs_post_rma(ep, msg, rma, flags, KFI_WC_WRITE);
+}
+
+int vbs_post_recv(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
+{
+	struct vbs_ep *vep = to_vep(ep);
+	const struct ib_recv_wr *bad;
+	struct ib_recv_wr wr = {};
+	unsigned long irqflags;
+	struct vbs_op *op;
+	int ret;
+
+	spin_lock_irqsave(&vep->rq.lock, irqflags);
+	op = vbs_slot(&vep->rq);
+	ret = -EAGAIN;
+	if (!op)
+		goto out;
+	ret = vbs_map_msg(vep, op, msg, ep->attr.max_recv_sge, DMA_FROM_DEVICE);
+	if (ret)
+		goto out;
+	op->opcode = KFI_WC_RECV;
+	op->ulp = msg->cqe;
+	op->mr = NULL;
+	wr.wr_cqe = &op->cqe;
+	wr.sg_list = op->sge;
+	wr.num_sge = op->nsge;
+	ret = ib_post_recv(vep->qp, &wr, &bad);
+	if (ret)
+		vbs_unmap_sges(vep, op);
+	else
+		vep->rq.head++;
+out:
+	spin_unlock_irqrestore(&vep->rq.lock, irqflags);
+	return ret;
+}
+
+/* Read/write helper contexts that rdma_rw may split into. */
+static u32 vbs_rw_ops_per_ctx(struct vbs_domain *vdom, const struct kfi_ep_attr *attr)
+{
+	u32 sge = min(max(attr->max_send_sge, attr->max_rw_segs),
+		      vdom->dom.attr.max_rma_sge);
+
+	return DIV_ROUND_UP(attr->max_rw_segs, sge) +
+	       rdma_rw_mr_factor(vdom->ibdev, vdom->port, attr->max_rw_segs) * 2;
+}
+
+int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
+{
+	struct vbs_domain *vdom = to_vdom(ep->domain);
+	struct vbs_ep *vep = to_vep(ep);
+	struct ib_qp_init_attr init = {
+		.send_cq = to_vcq(attr->send_cq)->ibcq,
+		.recv_cq = to_vcq(attr->recv_cq)->ibcq,
+		.cap = {
+			.max_send_wr = attr->max_send_ops,
+			.max_recv_wr = attr->max_recv_ops,
+			.max_send_sge = attr->max_send_sge,
+			.max_recv_sge = attr->max_recv_sge,
+			.max_rdma_ctxs = attr->max_rw_ctxs,
+		},
+		.sq_sig_type = IB_SIGNAL_REQ_WR,
+		.qp_type = IB_QPT_RC,
+		.port_num = vdom->port,
+		.qp_context = vep,
+	};
+	struct ib_qp_attr qattr = {
+		.qp_state = IB_QPS_INIT,
+		.pkey_index = 0,
+		.port_num = vdom->port,
+		.qp_access_flags = IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_WRITE |
+				   IB_ACCESS_LOCAL_WRITE,
+	};
+	int ret;
+
+	if (attr->max_rw_ctxs) {
+		/*
+		 * rdma_rw puts as many segments in a work request as the QP
+		 * allows: give it what a context may carry, and queue room
+		 * for as many work requests as that takes.
+		 */
+		init.cap.max_send_sge = max(attr->max_send_sge,
+					    min(attr->max_rw_segs,
+						vdom->dom.attr.max_rma_sge));
+		ep->rw_ops_per_ctx = vbs_rw_ops_per_ctx(vdom, attr);
+		init.cap.max_send_wr += attr->max_rw_ctxs * ep->rw_ops_per_ctx;
+		if (init.cap.max_send_wr > vdom->dom.attr.max_send_ops)
+			return -EINVAL;
+	}
+	/* One more of each for the drain work requests of ib_drain_qp(). */
+	init.cap.max_send_wr++;
+	init.cap.max_recv_wr++;
+	vep->max_sge = attr->max_send_sge;
+	ret = vbs_ring_init(&vep->sq, vep, attr->max_send_ops, attr->max_send_sge,
+			    vbs_send_done);
+	if (!ret)
+		ret = vbs_ring_init(&vep->rq, vep, attr->max_recv_ops,
+				    attr->max_recv_sge, vbs_recv_done);
+	if (ret)
+		goto out_free;
+
+	vep->qp = ib_create_qp(vdom->pd, &init);
+	if (IS_ERR(vep->qp)) {
+		ret = PTR_ERR(vep->qp);
+		goto out_free;
+	}
+	/*
+	 * INIT now, so that receives can be posted before the connection
+	 * exists; connect and accept refine it with rdma_cm's attributes.
+	 */
+	ret = ib_modify_qp(vep->qp, &qattr, IB_QP_STATE | IB_QP_PKEY_INDEX |
+			   IB_QP_PORT | IB_QP_ACCESS_FLAGS);
+	if (ret)
+		goto out_qp;
+	return 0;
+
+out_qp:
+	ib_destroy_qp(vep->qp);
+out_free:
+	vbs_ring_free(&vep->rq);
+	vbs_ring_free(&vep->sq);
+	return ret;
+}
+
+/*
+ * After a drain: retire what unsignaled operations left behind. Memory
+ * regions stay mapped; they belong to the domain, not to the endpoint.
+ */
+static void vbs_ring_sweep(struct vbs_ep *vep, struct vbs_ring *ring)
+{
+	struct vbs_op *op;
+
+	while (ring->tail != ring->head) {
+		op = &ring->ops[ring->tail % ring->size];
+		vbs_unmap_sges(vep, op);
+		op->mr = NULL;
+		ring->tail++;
+	}
+}
+
+void vbs_ep_drain(struct kfi_ep *ep)
+{
+	struct vbs_ep *vep = to_vep(ep);
+
+	if (vep->id && READ_ONCE(vep->state) == VBS_EP_CONNECTED)
+		rdma_disconnect(vep->id);
+	WRITE_ONCE(vep->state, VBS_EP_DOWN);
+	ib_drain_qp(vep->qp);
+	vbs_ring_sweep(vep, &vep->sq);
+	vbs_ring_sweep(vep, &vep->rq);
+}
+
+void vbs_ep_destroy(struct kfi_ep *ep)
+{
+	struct vbs_ep *vep = to_vep(ep);
+
+	/* No event handler runs once the id is gone. */
+	if (vep->id)
+		rdma_destroy_id(vep->id);
+	ib_destroy_qp(vep->qp);
+	vbs_ring_free(&vep->rq);
+	vbs_ring_free(&vep->sq);
+}
+
+int vbs_mr_create(struct kfi_mr *mr)
+{
+	struct vbs_domain *vdom = to_vdom(mr->domain);
+	struct vbs_mr *vmr = to_vmr(mr);
+	int ret;
+
+	vmr->sgl = kvcalloc(mr->max_segs, sizeof(*vmr->sgl), GFP_KERNEL);
+	if (!vmr->sgl)
+		return -ENOMEM;
+	vmr->ibmr = ib_alloc_mr(vdom->pd, IB_MR_TYPE_MEM_REG, mr->max_segs);
+	if (IS_ERR(vmr->ibmr)) {
+		ret = PTR_ERR(vmr->ibmr);
+		goto out_free;
+	}
+	/* The key's upper 24 bits name the MR; the lower 8 change per map. */
+	vmr->index = vmr->ibmr->rkey >> 8;
+	ret = xa_insert(&vdom->mrs, vmr->index, vmr, GFP_KERNEL);
+	if (ret)
+		goto out_dereg;
+	return 0;
+
+out_dereg:
+	ib_dereg_mr(vmr->ibmr);
+out_free:
+	kvfree(vmr->sgl);
+	return ret;
+}
+
+void vbs_mr_destroy(struct kfi_mr *mr)
+{
+	struct vbs_domain *vdom = to_vdom(mr->domain);
+	struct vbs_mr *vmr = to_vmr(mr);
+
+	xa_erase(&vdom->mrs, vmr->index);
+	/* Deregister before unmapping: the device must be done with it. */
+	ib_dereg_mr(vmr->ibmr);
+	vbs_mr_unmap(vdom, vmr);
+	kvfree(vmr->sgl);
+}
+
+static int vbs_mr_fill_sgl(struct vbs_mr *vmr, const struct kfi_iov *iov)
+{
+	struct scatterlist *sg = NULL;
+	struct kfi_iov_iter it;
+	struct bio_vec seg;
+	u32 n = 0;
+	int ret;
+
+	ret = kfi_iov_iter_init(&it, iov);
+	if (ret)
+		return ret;
+	sg_init_table(vmr->sgl, vmr->mr.max_segs);
+	while (kfi_iov_iter_next(&it, &seg, PAGE_SIZE)) {
+		if (n >= vmr->mr.max_segs)
+			return -EINVAL;
+		sg = &vmr->sgl[n++];
+		sg_set_page(sg, seg.bv_page, seg.bv_len, seg.bv_offset);
+	}
+	if (!sg)
+		return -EINVAL;
+	sg_mark_end(sg);
+	return n;
+}
+
+static u32 vbs_ib_access(u32 access)
+{
+	u32 flags = IB_ACCESS_LOCAL_WRITE;
+
+	if (access & KFI_ACCESS_REMOTE_READ)
+		flags |= IB_ACCESS_REMOTE_READ;
+	if (access & KFI_ACCESS_REMOTE_WRITE)
+		flags |= IB_ACCESS_REMOTE_WRITE;
+	return flags;
+}
+
+int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
+	       u32 access, struct kfi_cqe *cqe, u32 flags)
+{
+	struct vbs_domain *vdom = to_vdom(mr->domain);
+	struct vbs_ep *vep = to_vep(ep);
+	struct vbs_mr *vmr = to_vmr(mr);
+	struct kfi_msg msg = { .cqe = cqe };
+	struct ib_reg_wr wr = {
+		.wr.opcode = IB_WR_REG_MR,
+		.mr = vmr->ibmr,
+		.access = vbs_ib_access(access),
+	};
+	const struct ib_send_wr *bad;
+	unsigned long irqflags;
+	struct vbs_op *op;
+	int nsg, nents, ret;
+
+	if (unlikely(!vbs_connected(vep)))
+		return -ENOTCONN;
+	if (READ_ONCE(vmr->valid))
+		return -EBUSY;
+	/* A mapping that ended by remote invalidation may still be mapped. */
+	vbs_mr_unmap(vdom, vmr);
+	nsg = vbs_mr_fill_sgl(vmr, iov);
+	if (nsg < 0)
+		return nsg;
+	nents = ib_dma_map_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
+	if (!nents)
+		return -EFAULT;
+	ret = ib_map_mr_sg(vmr->ibmr, vmr->sgl, nents, NULL, PAGE_SIZE);
+	if (ret != nents) {
+		/* Gaps inside the buffer: FRWR maps whole pages only. */
+		ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
+		return ret < 0 ? ret : -EINVAL;
+	}
+	ib_update_fast_reg_key(vmr->ibmr, ib_inc_rkey(vmr->ibmr->rkey));
+	wr.key = vmr->ibmr->rkey;
+
+	spin_lock_irqsave(&vep->sq.lock, irqflags);
+	ret = vbs_sq_prep(vep, &msg, flags, KFI_WC_MR_MAP, &wr.wr, &op);
+	if (!ret) {
+		op->mr = vmr;
+		ret = ib_post_send(vep->qp, &wr.wr, &bad);
+		if (!ret) {
+			vmr->nents = nsg;
+			WRITE_ONCE(vmr->valid, true);
+			mr->key = vmr->ibmr->rkey;
+			mr->addr = vmr->ibmr->iova;
+			mr->length = vmr->ibmr->length;
+			mr->access = access;
+			vbs_sq_commit(vep);
+		}
+	}
+	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	if (ret)
+		ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
+	return ret;
+}
+
+int vbs_mr_invalidate(struct kfi_ep *ep, struct kfi_mr *mr,
+		      struct kfi_cqe *cqe, u32 flags)
+{
+	struct vbs_mr *vmr = to_vmr(mr);
+	struct vbs_ep *vep = to_vep(ep);
+	struct kfi_msg msg = { .cqe = cqe };
+	struct ib_send_wr wr = {
+		.opcode = IB_WR_LOCAL_INV,
+		.ex.invalidate_rkey = vmr->ibmr->rkey,
+	};
+	const struct ib_send_wr *bad;
+	unsigned long irqflags;
+	struct vbs_op *op;
+	int ret;
+
+	if (unlikely(!vbs_connected(vep)))
+		return -ENOTCONN;
+	spin_lock_irqsave(&vep->sq.lock, irqflags);
+	ret = vbs_sq_prep(vep, &msg, flags, KFI_WC_MR_INV, &wr, &op);
+	if (!ret) {
+		op->mr = vmr;
+		ret = ib_post_send(vep->qp, &wr, &bad);
+		if (!ret)
+			vbs_sq_commit(vep);
+	}
+	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	return ret;
+}
+
+/* What the verbs provider keeps in &struct kfi_rw_ctx. */
+struct vbs_rw {
+	struct rdma_rw_ctx rw;
+	struct ib_cqe cqe;
+	struct kfi_cqe *ulp;
+	union {
+		struct scatterlist *sg;
+		const struct bio_vec *bvec;
+	};
+	u32 nr;
+	u8 type;
+};
+
+static struct vbs_rw *to_vrw(struct kfi_rw_ctx *ctx)
+{
+	BUILD_BUG_ON(sizeof(struct vbs_rw) > sizeof(ctx->priv));
+	return (struct vbs_rw *)ctx->priv;
+}
+
+/* Entries covering @off + @len bytes of a scatterlist, which must end there. */
+static int vbs_sg_span(struct scatterlist *sg, u32 nr, u64 off, u64 len,
+		       struct scatterlist **first, u32 *first_off)
+{
+	u64 end = off + len, pos = 0;
+	u32 i, cnt = 0;
+
+	*first = NULL;
+	for (i = 0; i < nr && sg; i++, sg = sg_next(sg)) {
+		if (!*first && off < pos + sg->length) {
+			*first = sg;
+			*first_off = off - pos;
+		}
+		pos += sg->length;
+		if (*first)
+			cnt++;
+		if (pos >= end)
+			break;
+	}
+	/* rdma_rw moves whole entries from the offset on. */
+	if (!*first || pos != end || *first_off > U32_MAX)
+		return -EINVAL;
+	return cnt;
+}
+
+int vbs_rw_init(struct kfi_rw_ctx *ctx, struct kfi_ep *ep,
+		const struct kfi_iov *local, const struct kfi_rma_iov *remote,
+		enum dma_data_direction dir)
+{
+	struct vbs_domain *vdom = to_vdom(ep->domain);
+	struct vbs_ep *vep = to_vep(ep);
+	struct vbs_rw *vrw = to_vrw(ctx);
+	struct bvec_iter iter = {};
+	u64 off = local->offset;
+	int ret;
+
+	if (remote->key > U32_MAX || remote->len > U32_MAX)
+		return -EINVAL;
+	memset(vrw, 0, sizeof(*vrw));
+	vrw->type = local->type;
+	if (local->type == KFI_IOV_SG) {
+		struct scatterlist *first;
+		u32 first_off;
+
+		ret = vbs_sg_span(local->sg, local->nr, off, local->len, &first,
+				  &first_off);
+		if (ret < 0)
+			return ret;
+		vrw->sg = first;
+		vrw->nr = ret;
+		return rdma_rw_ctx_init(&vrw->rw, vep->qp, vdom->port, first, ret,
+					first_off, remote->addr, remote->key, dir);
+	}
+
+	/* A bio_vec array: start the iterator at the offset. */
+	while (iter.bi_idx < local->nr && off >= local->bvec[iter.bi_idx].bv_len) {
+		off -= local->bvec[iter.bi_idx].bv_len;
+		iter.bi_idx++;
+	}
+	if (iter.bi_idx >= local->nr)
+		return -EINVAL;
+	iter.bi_offset = off;
+	iter.bi_size = local->len;
+	vrw->bvec = local->bvec;
+	vrw->nr = local->nr;
+	return rdma_rw_ctx_init_bvec(&vrw->rw, vep->qp, vdom->port, local->bvec,
+				     local->nr, iter, remote->addr, remote->key,
+				     dir);
+}
+
+static void vbs_rw_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct vbs_rw *vrw = container_of(wc->wr_cqe, struct vbs_rw, cqe);
+	struct kfi_rw_ctx *ctx = container_of((void *)vrw, struct kfi_rw_ctx, priv);
+	struct kfi_wc kwc = {
+		.cqe = vrw->ulp,
+		.ep = ctx->ep,
+		.status = vbs_wc_status(wc->status),
+		.opcode = ctx->dir == DMA_TO_DEVICE ? KFI_WC_WRITE : KFI_WC_READ,
+	};
+
+	kfi_complete(ctx->ep->attr.send_cq, &kwc);
+}
+
+int vbs_rw_post(struct kfi_rw_ctx *ctx, struct kfi_cqe *cqe,
+		const struct kfi_msg *chain, u32 chain_flags)
+{
+	struct vbs_domain *vdom = to_vdom(ctx->ep->domain);
+	struct vbs_ep *vep = to_vep(ctx->ep);
+	struct vbs_rw *vrw = to_vrw(ctx);
+	struct ib_send_wr wr = {};
+	unsigned long irqflags;
+	struct vbs_op *op;
+	int ret;
+
+	if (unlikely(!vbs_connected(vep)))
+		return -ENOTCONN;
+	vrw->ulp = cqe;
+	vrw->cqe.done = vbs_rw_done;
+	spin_lock_irqsave(&vep->sq.lock, irqflags);
+	if (!chain) {
+		ret = rdma_rw_ctx_post(&vrw->rw, vep->qp, vdom->port, &vrw->cqe,
+				       NULL);
+		goto out;
+	}
+	/* A send after reads must not overtake the data it acknowledges. */
+	if (ctx->dir == DMA_FROM_DEVICE)
+		chain_flags |= KFI_FENCE;
+	if ((chain_flags & KFI_IMM) && (chain_flags & KFI_SEND_INV)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	vbs_send_wr(chain, chain_flags, &wr);
+	ret = vbs_sq_prep(vep, chain, chain_flags, KFI_WC_SEND, &wr, &op);
+	if (ret)
+		goto out;
+	ret = rdma_rw_ctx_post(&vrw->rw, vep->qp, vdom->port, NULL, &wr);
+	if (ret)
+		vbs_unmap_sges(vep, op);
+	else
+		vbs_sq_commit(vep);
+out:
+	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	return ret;
+}
+
+void vbs_rw_destroy(struct kfi_rw_ctx *ctx)
+{
+	struct vbs_domain *vdom = to_vdom(ctx->ep->domain);
+	struct vbs_ep *vep = to_vep(ctx->ep);
+	struct vbs_rw *vrw = to_vrw(ctx);
+
+	if (vrw->type == KFI_IOV_SG)
+		rdma_rw_ctx_destroy(&vrw->rw, vep->qp, vdom->port, vrw->sg,
+				    vrw->nr, ctx->dir);
+	else
+		rdma_rw_ctx_destroy_bvec(&vrw->rw, vep->qp, vdom->port,
+					 vrw->bvec, vrw->nr, ctx->dir);
+}
