@@ -88,6 +88,9 @@ for t in /kf/tests/*.sh; do
 	case " $modes " in *" $KF_MODE "*) ;; *) continue ;; esac
 	if [ -n "$KF_FILTER" ]; then
 		case "$name" in $KF_FILTER) ;; *) continue ;; esac
+	else
+		# Benchmarks run only when asked for (scripts/kf bench).
+		case "$name" in bench-*) continue ;; esac
 	fi
 	tests="$tests $t"
 done

@@ -120,3 +120,15 @@ kf_cmd_test() {
 	echo "base: $KF_BASE_DESC"
 	kf_print_results
 }
+
+# kf bench: boot one guest, run the benchmark scripts (tests/bench-*.sh)
+# and print the tables they emit (lines starting with "BENCH ").
+kf_cmd_bench() {
+	kf_host_setup
+	kf_base_resolve
+	kf_results_init
+	kf_guests 'bench-*' single
+	echo
+	grep -h '^BENCH ' "$KF_RUNS"/single/console.log | sed 's/^BENCH //'
+	kf_print_results
+}
