@@ -157,6 +157,16 @@ kf_cmd_build() {
 	kf_log "built $(make -s -C "$KF_TEST_TREE" O="$KF_BUILD" kernelrelease 2>/dev/null) in $KF_BUILD"
 }
 
+# kf devbuild: build the developer work tree without applying anything,
+# so work in progress can be booted (KFABRIC_TEST_TREE=<work tree> kf boot).
+kf_cmd_devbuild() {
+	kf_host_setup
+	kf_base_resolve
+	[ -d "$KF_WORK/.git" ] || [ -f "$KF_WORK/.git" ] || kf_die "no work tree at $KF_WORK (run scripts/kf import)"
+	kf_build_tree "$KF_WORK" "$KF_BUILD" || kf_die "the kernel does not build (see $KF_BUILD/build.log)"
+	kf_log "built $KF_WORK in $KF_BUILD"
+}
+
 # Bisect build: the base first (its warnings are the baseline), then each
 # prefix of the series in the same build directory, so only what a patch
 # changes is rebuilt. The last prefix is the whole series: the build dir is
