@@ -396,7 +396,9 @@ struct kfi_cqe {
  *	-EIO: any other error.
  * @opcode: what completed
  * @flags: %KFI_WC_* flags
- * @byte_len: bytes received (%KFI_WC_RECV)
+ * @byte_len: bytes received (%KFI_WC_RECV); for a receive consumed by a
+ *	write with immediate data (%KFI_WC_RDMA_WRITE), the bytes that write
+ *	placed in the target region, as InfiniBand reports them
  * @imm_data: immediate data (with %KFI_WC_IMM)
  * @inv_key: key the peer invalidated (with %KFI_WC_INV)
  */

@@ -1150,6 +1150,7 @@ static void kfi_test_rma(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, kt_wait_for(&wr, p->cq1), 0);
 	KUNIT_EXPECT_EQ(test, wr.wc.flags, KFI_WC_IMM | KFI_WC_RDMA_WRITE);
 	KUNIT_EXPECT_EQ(test, wr.wc.imm_data, 77);
+	KUNIT_EXPECT_EQ(test, wr.wc.byte_len, SZ_4K);
 	KUNIT_EXPECT_EQ(test, memcmp(target + 100, local, SZ_4K), 0);
 	KUNIT_EXPECT_NULL(test, memchr_inv(target, 0, 100));
 

@@ -272,8 +272,9 @@ static int kt_deliver(struct kt_ep *kep, const struct kfi_msg *msg, u32 flags,
 	if (peer->state != KT_CONNECTED || !peer->rcount)
 		return -ETIMEDOUT;	/* receiver not ready */
 	rop = &peer->rops[peer->rhead];
+	/* The write's length for both: kfi.h defines byte_len that way. */
+	len = kt_len(msg->iov, msg->niov);
 	if (!write) {
-		len = kt_len(msg->iov, msg->niov);
 		if (len > kt_len(rop->iov, rop->niov))
 			return -EMSGSIZE;
 		ret = kt_gather(to_kt_domain(kep->ep.domain), msg->iov, msg->niov);

@@ -180,6 +180,26 @@ static int vbs_ep_cm_event(struct vbs_ep *vep, struct rdma_cm_id *id,
 	return 0;
 }
 
+/*
+ * A listener bound to an address of a device that goes away: rdma_cm's
+ * removal waits until the id is destroyed, and the passive endpoint may
+ * live on for as long as its ULP likes, so the listener gives the id up
+ * here and rdma_cm destroys it. Whoever takes the id out of @vpep first,
+ * this handler or vbs_pep_destroy(), owns its destruction; the handler runs
+ * under rdma_cm's handler mutex, which rdma_destroy_id() waits for.
+ */
+static int vbs_pep_cm_event(struct vbs_pep *vpep, struct rdma_cm_id *id,
+			    struct rdma_cm_event *ev)
+{
+	if (ev->event != RDMA_CM_EVENT_DEVICE_REMOVAL)
+		return 0;
+	if (cmpxchg(&vpep->id, id, NULL) != id)
+		return 0;
+	pr_info("listener on %pISpc lost its device; it gets no more requests\n",
+		&id->route.addr.src_addr);
+	return 1;
+}
+
 static int vbs_connreq(struct vbs_pep *vpep, struct rdma_cm_id *id,
 		       struct rdma_cm_event *ev)
 {
@@ -219,7 +239,7 @@ int vbs_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 	if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST)
 		return vbs_connreq(container_of(ctx, struct vbs_pep, cm), id, ev);
 	if (ctx->passive)
-		return 0;
+		return vbs_pep_cm_event(container_of(ctx, struct vbs_pep, cm), id, ev);
 	return vbs_ep_cm_event(container_of(ctx, struct vbs_ep, cm), id, ev);
 }
 
@@ -345,18 +365,25 @@ int vbs_pep_listen(struct kfi_pep *pep, const struct kfi_addr *addr,
 		rdma_destroy_id(id);
 		return ret;
 	}
-	vpep->id = id;
+	/*
+	 * Published only now, so the removal handler never destroys an id
+	 * this function still uses. A removal in between finds no id to
+	 * give up and waits for vbs_pep_destroy() instead.
+	 */
+	WRITE_ONCE(vpep->id, id);
 	return 0;
 }
 
-/* Destroying the listening id waits for request handlers in flight. */
+/*
+ * Destroying the listening id waits for request handlers in flight. The id
+ * is gone already when its device was removed (vbs_pep_cm_event()).
+ */
 void vbs_pep_destroy(struct kfi_pep *pep)
 {
-	struct vbs_pep *vpep = to_vpep(pep);
+	struct rdma_cm_id *id = xchg(&to_vpep(pep)->id, NULL);
 
-	if (vpep->id)
-		rdma_destroy_id(vpep->id);
-	vpep->id = NULL;
+	if (id)
+		rdma_destroy_id(id);
 }
 
 struct vbs_resolve {
