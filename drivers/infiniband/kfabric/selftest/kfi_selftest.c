@@ -18,7 +18,9 @@
  *          [tests=<test>[,<test>...]] [sizes=<max bytes>] [eps=<n>]
  *          [iters=<n>]
  *   loop   <as client>: serve on addr:port, run the client, stop
- *   bench  <as client>: tests= selects the benchmark cases
+ *   bench  <as client> [api=kfi|verbs] [bytes=<n>]: tests= selects the
+ *          benchmark cases, iters= and bytes= bound the repetitions of
+ *          each; api=verbs runs them on raw verbs, as a baseline
  *
  * The wire protocol is the module's own, version 1, little-endian. The
  * connection request carries a &struct kst_hello, which the responder
@@ -60,21 +62,12 @@
 #include <rdma/kfi/kfi.h>
 #include <rdma/kfi/rw.h>
 
-#define KST_MAGIC		0x6b667374	/* "kfst" */
-#define KST_VERSION		1
+#include "kfi_selftest.h"
 
 /* What every test connection needs of a domain. */
 #define KST_CAPS		(KFI_CAP_MSG | KFI_CAP_RMA)
 
-#define KST_TIMEOUT_SECS	10
-#define KST_TIMEOUT		(KST_TIMEOUT_SECS * HZ)
-
-#define KST_REGION_MAX		SZ_4M	/* responder buffer per connection */
-#define KST_MSG_MAX		SZ_64K	/* largest message */
-#define KST_RW_BLOCK		SZ_64K	/* blocks of read/write helper buffers */
 #define KST_SRV_RX		8	/* receives per responder connection */
-#define KST_CLI_RX		4	/* receives per client connection */
-#define KST_SEND_OPS		16	/* client send-side operations */
 #define KST_MAX_SEGS		256	/* pages of a multi-segment buffer */
 #define KST_MAX_CONNS		128	/* responder connections */
 #define KST_BACKLOG		16
@@ -83,94 +76,14 @@
 #define KST_MAX_ITERS		1000000
 #define KST_ITERS		4
 #define KST_BENCH_ITERS		1000
-#define KST_BENCH_BYTES		SZ_256M	/* most bytes a benchmark case moves */
+#define KST_BENCH_BYTES		SZ_256M	/* default of bytes= */
 #define KST_CMD_MAX		512
 #define KST_OUT_SIZE		SZ_256K
 #define KST_LINE_MAX		256
 /* Changes a key in every byte of its low half, so no provider maps it back. */
 #define KST_BAD_KEY_XOR		0x5a5a5a5aULL
 
-/**
- * struct kst_hello - private data of a connection request and its accept
- * @magic: %KST_MAGIC
- * @version: %KST_VERSION
- * @reserved: zero
- * @region_len: request: bytes of responder buffer wanted, 0 for the
- *	default; accept: bytes the responder maps
- * @msg_size: request: largest message the client sends; accept: largest
- *	message the responder receives
- */
-struct kst_hello {
-	__le32 magic;
-	__le16 version;
-	__le16 reserved;
-	__le32 region_len;
-	__le32 msg_size;
-};
-
-/**
- * enum kst_msg_type - protocol messages
- * @KST_MSG_DESC: responder, first message: its buffer's address, key and
- *	length, the largest message it receives and %KST_DESC_* flags
- * @KST_MSG_FILL: client: fill a range of the buffer with a pattern
- * @KST_MSG_VERIFY: client: check a range of the buffer against a pattern
- * @KST_MSG_ECHO: client: send back the next messages unchanged
- * @KST_MSG_DISCONNECT: client: drop this connection; there is no reply
- * @KST_MSG_REPLY: responder: the status of a command and, for VERIFY, the
- *	offset of the first wrong byte
- * @KST_MSG_IMM: responder: a receive completed with immediate data; what
- *	it saw
- */
-enum kst_msg_type {
-	KST_MSG_DESC = 1,
-	KST_MSG_FILL,
-	KST_MSG_VERIFY,
-	KST_MSG_ECHO,
-	KST_MSG_DISCONNECT,
-	KST_MSG_REPLY,
-	KST_MSG_IMM,
-};
-
-#define KST_DESC_IMM		BIT(0)	/* the responder has KFI_CAP_RMA_IMM */
-#define KST_IMM_WC_IMM		BIT(0)	/* the receive had KFI_WC_IMM */
-#define KST_IMM_WC_WRITE	BIT(1)	/* the receive had KFI_WC_RDMA_WRITE */
-
-/**
- * struct kst_msg - a protocol message
- * @magic: %KST_MAGIC
- * @version: %KST_VERSION
- * @type: &enum kst_msg_type
- * @status: REPLY: 0 or a positive errno
- * @seed: FILL, VERIFY: pattern seed
- * @addr: DESC: address of the buffer's first byte
- * @key: DESC: key of the buffer
- * @offset: FILL, VERIFY: first byte; REPLY to VERIFY: first wrong byte
- * @len: DESC: bytes of the buffer; FILL, VERIFY: bytes of the range;
- *	IMM: bytes the receive reported
- * @imm: IMM: the immediate data
- * @flags: DESC: %KST_DESC_* flags; IMM: %KST_IMM_* flags
- * @count: ECHO: number of messages to send back
- * @msg_size: DESC: largest message the responder receives
- */
-struct kst_msg {
-	__le32 magic;
-	__le16 version;
-	__le16 type;
-	__le32 status;
-	__le32 seed;
-	__le64 addr;
-	__le64 key;
-	__le64 offset;
-	__le64 len;
-	__le32 imm;
-	__le32 flags;
-	__le32 count;
-	__le32 msg_size;
-};
-
-static_assert(sizeof(struct kst_msg) == 64);
-
-static void kst_msg_init(struct kst_msg *m, enum kst_msg_type type)
+void kst_msg_init(struct kst_msg *m, enum kst_msg_type type)
 {
 	memset(m, 0, sizeof(*m));
 	m->magic = cpu_to_le32(KST_MAGIC);
@@ -188,12 +101,12 @@ static u32 kst_pat_word(u32 seed, u64 idx)
 	return jhash_2words(lower_32_bits(idx), upper_32_bits(idx), seed);
 }
 
-static u8 kst_pat_byte(u32 seed, u64 off)
+u8 kst_pat_byte(u32 seed, u64 off)
 {
 	return kst_pat_word(seed, off >> 2) >> (8 * (off & 3));
 }
 
-static void kst_pat_fill(void *buf, u64 off, size_t len, u32 seed)
+void kst_pat_fill(void *buf, u64 off, size_t len, u32 seed)
 {
 	u32 w = kst_pat_word(seed, off >> 2);
 	u8 *p = buf;
@@ -207,7 +120,7 @@ static void kst_pat_fill(void *buf, u64 off, size_t len, u32 seed)
 }
 
 /* Index of the first byte that is not the pattern, or @len. */
-static size_t kst_pat_check(const void *buf, u64 off, size_t len, u32 seed)
+size_t kst_pat_check(const void *buf, u64 off, size_t len, u32 seed)
 {
 	u32 w = kst_pat_word(seed, off >> 2);
 	const u8 *p = buf;
@@ -223,7 +136,7 @@ static size_t kst_pat_check(const void *buf, u64 off, size_t len, u32 seed)
 }
 
 /* A seed whose pattern at @off differs from @cur, so a lost transfer fails. */
-static u32 kst_seed_not(u8 cur, u64 off)
+u32 kst_seed_not(u8 cur, u64 off)
 {
 	u32 seed;
 
@@ -233,21 +146,7 @@ static u32 kst_seed_not(u8 cur, u64 off)
 	return seed;
 }
 
-/**
- * struct kst_buf - a buffer made of separately allocated blocks of pages
- * @bvec: one entry per block
- * @nr: number of blocks
- * @order: allocation order of the blocks
- * @len: bytes
- */
-struct kst_buf {
-	struct bio_vec *bvec;
-	u32 nr;
-	unsigned int order;
-	u64 len;
-};
-
-static void kst_buf_free(struct kst_buf *b)
+void kst_buf_free(struct kst_buf *b)
 {
 	u32 i;
 
@@ -258,7 +157,7 @@ static void kst_buf_free(struct kst_buf *b)
 	b->nr = 0;
 }
 
-static int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
+int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
 {
 	u64 block = PAGE_SIZE << order, left = len, n;
 	u32 nr = DIV64_U64_ROUND_UP(len, block);
@@ -286,8 +185,8 @@ static int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
  * at buffer offset @pat_off. Returns the offset in @b of the first wrong
  * byte, or U64_MAX.
  */
-static u64 kst_buf_pattern(const struct kst_buf *b, u64 off, u64 len,
-			   u64 pat_off, u32 seed, bool check)
+u64 kst_buf_pattern(const struct kst_buf *b, u64 off, u64 len, u64 pat_off,
+		    u32 seed, bool check)
 {
 	u64 start = 0, skip, n;
 	size_t bad;
@@ -333,6 +232,17 @@ static const char * const kst_cmd_names[] = {
 	[KST_CMD_BENCH] = "bench",
 };
 
+/* What a benchmark runs on. */
+enum kst_api {
+	KST_API_KFI,
+	KST_API_VERBS,
+};
+
+static const char * const kst_api_names[] = {
+	[KST_API_KFI] = "kfi",
+	[KST_API_VERBS] = "verbs",
+};
+
 /**
  * struct kst_opts - a parsed command
  * @cmd: the command
@@ -348,6 +258,8 @@ static const char * const kst_cmd_names[] = {
  * @sizes: largest transfer
  * @eps: endpoints of the many-endpoint test
  * @iters: repetitions of each case
+ * @bytes: most bytes a benchmark case moves, which bounds its repetitions
+ * @api: what the benchmark runs on: kfabric, or raw verbs as a baseline
  */
 struct kst_opts {
 	enum kst_cmd cmd;
@@ -363,12 +275,8 @@ struct kst_opts {
 	u64 sizes;
 	u32 eps;
 	u32 iters;
-};
-
-enum kst_result {
-	KST_PASS,
-	KST_FAIL,
-	KST_SKIP,
+	u64 bytes;
+	enum kst_api api;
 };
 
 /**
@@ -443,7 +351,7 @@ static __printf(2, 3) void kst_print(struct kst_run *run, const char *fmt, ...)
 }
 
 /* A KTAP diagnostic line. */
-static __printf(2, 3) void kst_diag(struct kst_run *run, const char *fmt, ...)
+__printf(2, 3) void kst_diag(struct kst_run *run, const char *fmt, ...)
 {
 	va_list args;
 
@@ -453,7 +361,7 @@ static __printf(2, 3) void kst_diag(struct kst_run *run, const char *fmt, ...)
 }
 
 /* Sets the skip reason of the test or case about to be reported. */
-static __printf(2, 3) void kst_skip(struct kst_run *run, const char *fmt, ...)
+__printf(2, 3) void kst_skip(struct kst_run *run, const char *fmt, ...)
 {
 	va_list args;
 
@@ -461,6 +369,18 @@ static __printf(2, 3) void kst_skip(struct kst_run *run, const char *fmt, ...)
 	vscnprintf(run->skip_buf, sizeof(run->skip_buf), fmt, args);
 	va_end(args);
 	run->skip = run->skip_buf;
+}
+
+/* The responder's address. */
+const struct kfi_addr *kst_run_dest(const struct kst_run *run)
+{
+	return &run->o.addr;
+}
+
+/* The local address to connect from, or NULL for any. */
+const struct kfi_addr *kst_run_src(const struct kst_run *run)
+{
+	return run->o.has_src ? &run->o.src_addr : NULL;
 }
 
 static void kst_result(struct kst_run *run, enum kst_result res,
@@ -716,7 +636,7 @@ static void kst_param_rw(struct kst_conn_param *p, const struct kfi_domain_attr 
 	p->rw_segs = DIV64_U64_ROUND_UP(len, PAGE_SIZE);
 }
 
-static int kst_hello_check(const void *data, u32 len)
+int kst_hello_check(const void *data, u32 len)
 {
 	struct kst_hello h;
 
@@ -1101,7 +1021,7 @@ static struct kst_conn *kst_conn_open(struct kst_run *run,
 }
 
 /* Largest message to ask for: sizes=, but room for the protocol's messages. */
-static u32 kst_msg_size(const struct kst_run *run)
+u32 kst_msg_size(const struct kst_run *run)
 {
 	return clamp_t(u64, run->o.sizes, sizeof(struct kst_msg), KST_MSG_MAX);
 }
@@ -2127,50 +2047,87 @@ static enum kst_result kst_test_invalid_args(struct kst_run *run)
 /* ------------------------------------------------------------------ */
 /* Benchmark                                                           */
 
-static u32 kst_bench_iters(const struct kst_run *run, u64 size)
+/*
+ * Both modes (api=kfi and api=verbs) run the same cases: the same sizes,
+ * queue depths and iterations, each case after one untimed transfer of
+ * its size whose data is checked, and they print the same rows.
+ */
+u32 kst_bench_iters(const struct kst_run *run, u64 size)
 {
-	return clamp_t(u64, div64_u64(KST_BENCH_BYTES, size), 1, run->o.iters);
+	return clamp_t(u64, div64_u64(run->o.bytes, size), 1, run->o.iters);
 }
 
-static void kst_bench_header(struct kst_run *run)
+/* Message sizes of the ping-pong case, up to @msg_size; their count. */
+unsigned int kst_bench_send_sizes(const struct kst_run *run, u64 *sizes,
+				  u32 msg_size)
 {
-	kst_diag(run, "%-10s %3s %8s %8s %12s %10s", "op", "qd", "bytes",
-		 "iters", "MB/s", "avg_ns");
+	sizes[0] = 1;
+	sizes[1] = 64;
+	sizes[2] = SZ_4K;
+	sizes[3] = msg_size;
+	return kst_sizes(sizes, KST_BENCH_SEND_SIZES,
+			 min_t(u64, run->o.sizes, msg_size));
 }
 
-static void kst_bench_row(struct kst_run *run, const char *op, u32 qd,
-			  u64 size, u32 n, s64 ns, s64 lat_ns)
+/* Transfer sizes of the RMA cases; their count. */
+unsigned int kst_bench_rma_sizes(const struct kst_run *run, u64 *sizes)
+{
+	static const u64 rma_sizes[KST_BENCH_RMA_SIZES] = {
+		64, SZ_4K, SZ_64K, SZ_1M, SZ_4M
+	};
+
+	memcpy(sizes, rma_sizes, sizeof(rma_sizes));
+	return kst_sizes(sizes, KST_BENCH_RMA_SIZES, run->o.sizes);
+}
+
+/*
+ * One row per case: MB/s over the time the case took (time_us), and
+ * avg_ns, the mean time from posting an operation to its completion (a
+ * round trip for a ping-pong).
+ */
+void kst_bench_header(struct kst_run *run)
+{
+	kst_diag(run, "%-10s %3s %8s %8s %12s %10s %10s %s", "op", "qd", "bytes",
+		 "iters", "MB/s", "avg_ns", "time_us", "api");
+}
+
+void kst_bench_row(struct kst_run *run, const char *op, u32 qd, u64 size,
+		   u32 n, s64 ns, s64 lat_ns)
 {
 	u64 mbps = div64_u64(size * n * 100000ULL, max_t(s64, ns, 1));
 
-	kst_diag(run, "%-10s %3u %8llu %8u %9llu.%02llu %10llu", op, qd, size, n,
-		 mbps / 100, mbps % 100, div_u64(max_t(s64, lat_ns, 0), n));
+	kst_diag(run, "%-10s %3u %8llu %8u %9llu.%02llu %10llu %10lld %s", op, qd,
+		 size, n, mbps / 100, mbps % 100,
+		 div_u64(max_t(s64, lat_ns, 0), n), div_s64(ns, NSEC_PER_USEC),
+		 kst_api_names[run->o.api]);
 }
 
 static enum kst_result kst_bench_send(struct kst_run *run)
 {
 	struct kst_conn_param p;
+	u64 sizes[KST_BENCH_SEND_SIZES];
 	struct kst_conn *c;
 	unsigned int i, n;
-	u64 sizes[4];
 	int ret = 0;
 	s64 ns;
 	u32 k;
+
+	if (IS_ENABLED(CONFIG_KFABRIC_SELFTEST_IBV) &&
+	    run->o.api == KST_API_VERBS)
+		return kst_ibv_bench_send(run);
 
 	kst_param(&p, SZ_4K, kst_msg_size(run));
 	c = kst_conn_open(run, run->info, &p);
 	if (IS_ERR(c))
 		return KST_FAIL;
-	sizes[0] = 1;
-	sizes[1] = 64;
-	sizes[2] = SZ_4K;
-	sizes[3] = c->msg_size;
-	n = kst_sizes(sizes, ARRAY_SIZE(sizes), min(run->o.sizes, c->msg_size));
+	n = kst_bench_send_sizes(run, sizes, c->msg_size);
 	kst_bench_header(run);
 	for (i = 0; i < n && !ret; i++) {
 		k = kst_bench_iters(run, sizes[i]);
 		ns = 0;
-		ret = kst_pingpong(c, sizes[i], k, false, &ns);
+		ret = kst_pingpong(c, sizes[i], 1, true, NULL);
+		if (!ret)
+			ret = kst_pingpong(c, sizes[i], k, false, &ns);
 		if (!ret)
 			kst_bench_row(run, "send_rtt", 1, sizes[i], k, ns, ns);
 	}
@@ -2223,12 +2180,11 @@ drain:
 
 static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 {
-	static const u64 rma_sizes[] = { 64, SZ_4K, SZ_64K, SZ_1M, SZ_4M };
 	const struct kfi_domain_attr *a = &run->info->attr;
 	const char *name = write ? "write" : "read";
 	unsigned int order = get_order(KST_RW_BLOCK);
 	u64 direct = min_t(u64, KST_MSG_MAX, a->max_rma_size);
-	u64 sizes[ARRAY_SIZE(rma_sizes)];
+	u64 sizes[KST_BENCH_RMA_SIZES];
 	struct kst_conn_param p;
 	struct kst_local l;
 	struct kst_conn *c;
@@ -2237,8 +2193,11 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 	int ret = 0;
 	u32 k, j;
 
-	memcpy(sizes, rma_sizes, sizeof(sizes));
-	n = kst_sizes(sizes, ARRAY_SIZE(sizes), run->o.sizes);
+	if (IS_ENABLED(CONFIG_KFABRIC_SELFTEST_IBV) &&
+	    run->o.api == KST_API_VERBS)
+		return kst_ibv_bench_rma(run, write);
+
+	n = kst_bench_rma_sizes(run, sizes);
 	if (!n) {
 		kst_skip(run, "sizes= is below 64 bytes");
 		return KST_SKIP;
@@ -2258,6 +2217,11 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 		ret = kst_local_alloc(&l, sizes[i], sizes[i] > direct, order);
 		if (ret)
 			break;
+		ret = kst_rma_once(c, &l, 0, write);
+		if (ret) {
+			kst_local_free(&l);
+			break;
+		}
 		if (!l.rw) {
 			ret = kst_bench_window(c, &l, write, 1, k, &ns, &lat);
 			if (!ret)
@@ -2951,6 +2915,8 @@ enum {
 	KST_OPT_SIZES,
 	KST_OPT_EPS,
 	KST_OPT_ITERS,
+	KST_OPT_API,
+	KST_OPT_BYTES,
 	KST_OPT_ERR,
 };
 
@@ -2963,6 +2929,8 @@ static const match_table_t kst_opt_tokens = {
 	{ KST_OPT_SIZES, "sizes=%s" },
 	{ KST_OPT_EPS, "eps=%u" },
 	{ KST_OPT_ITERS, "iters=%u" },
+	{ KST_OPT_API, "api=%s" },
+	{ KST_OPT_BYTES, "bytes=%s" },
 	{ KST_OPT_ERR, NULL },
 };
 
@@ -3005,7 +2973,8 @@ static int kst_opt_tests(const substring_t *arg, struct kst_opts *o)
 	return ret;
 }
 
-static int kst_opt_sizes(const substring_t *arg, struct kst_opts *o)
+/* A byte count with an optional K, M or G suffix; not 0. */
+static int kst_opt_bytes(const substring_t *arg, u64 *val)
 {
 	char *s, *end;
 	int ret = 0;
@@ -3013,11 +2982,29 @@ static int kst_opt_sizes(const substring_t *arg, struct kst_opts *o)
 	s = match_strdup(arg);
 	if (!s)
 		return -ENOMEM;
-	o->sizes = memparse(s, &end);
-	if (*end || !o->sizes)
+	*val = memparse(s, &end);
+	if (*end || !*val)
 		ret = -EINVAL;
 	kfree(s);
 	return ret;
+}
+
+static int kst_opt_api(const substring_t *arg, struct kst_opts *o)
+{
+	char name[8];
+	int ret;
+
+	ret = kst_opt_str(arg, name, sizeof(name));
+	if (ret)
+		return ret;
+	ret = match_string(kst_api_names, ARRAY_SIZE(kst_api_names), name);
+	if (ret < 0)
+		return -EINVAL;
+	o->api = ret;
+	/* The baseline is built only where the RDMA stack is reachable. */
+	if (o->api == KST_API_VERBS && !IS_ENABLED(CONFIG_KFABRIC_SELFTEST_IBV))
+		return -EOPNOTSUPP;
+	return 0;
 }
 
 static int kst_opt_u32(substring_t *arg, u32 *val, u32 max)
@@ -3056,6 +3043,7 @@ static int kst_parse(char *line, struct kst_opts *o)
 	o->sizes = KST_REGION_MAX;
 	o->eps = KST_EPS;
 	o->iters = o->cmd == KST_CMD_BENCH ? KST_BENCH_ITERS : KST_ITERS;
+	o->bytes = KST_BENCH_BYTES;
 
 	while ((word = strsep(&line, " \t")) != NULL) {
 		if (!*word)
@@ -3081,13 +3069,19 @@ static int kst_parse(char *line, struct kst_opts *o)
 			ret = kst_opt_tests(&args[0], o);
 			break;
 		case KST_OPT_SIZES:
-			ret = kst_opt_sizes(&args[0], o);
+			ret = kst_opt_bytes(&args[0], &o->sizes);
 			break;
 		case KST_OPT_EPS:
 			ret = kst_opt_u32(&args[0], &o->eps, KST_MAX_EPS);
 			break;
 		case KST_OPT_ITERS:
 			ret = kst_opt_u32(&args[0], &o->iters, KST_MAX_ITERS);
+			break;
+		case KST_OPT_API:
+			ret = kst_opt_api(&args[0], o);
+			break;
+		case KST_OPT_BYTES:
+			ret = kst_opt_bytes(&args[0], &o->bytes);
 			break;
 		}
 		if (ret)
@@ -3101,6 +3095,10 @@ static int kst_parse(char *line, struct kst_opts *o)
 		break;
 	case KST_CMD_SERVE:
 		allowed = KST_OPTS_ADDR;
+		required = KST_OPTS_ADDR;
+		break;
+	case KST_CMD_BENCH:
+		allowed = KST_OPTS_CLIENT | BIT(KST_OPT_API) | BIT(KST_OPT_BYTES);
 		required = KST_OPTS_ADDR;
 		break;
 	default:

@@ -96,12 +96,19 @@ static int vbs_route_resolved(struct vbs_ep *vep, struct rdma_cm_id *id)
 	return rdma_connect_locked(id, &param);
 }
 
-/* Active side, IB CM: the REP arrived; ready the QP, then send the RTU. */
+/*
+ * Active side, IB CM: the REP arrived; ready the QP, then send the RTU.
+ * The QP went to INIT before the IB CM existed, with no remote access;
+ * INIT again takes the IB CM's access flags, remote reads included when
+ * the connection gave us responder resources (as cma_modify_qp_rtr()).
+ */
 static int vbs_connect_response(struct vbs_ep *vep, struct rdma_cm_id *id)
 {
 	int ret;
 
-	ret = vbs_qp_cm_modify(vep, id, IB_QPS_RTR);
+	ret = vbs_qp_cm_modify(vep, id, IB_QPS_INIT);
+	if (!ret)
+		ret = vbs_qp_cm_modify(vep, id, IB_QPS_RTR);
 	if (!ret)
 		ret = vbs_qp_cm_modify(vep, id, IB_QPS_RTS);
 	if (!ret)
@@ -281,9 +288,10 @@ int vbs_accept(struct kfi_ep *ep, struct kfi_connreq *req,
 	struct rdma_conn_param param = {
 		.private_data = private_data,
 		.private_data_len = len,
-		.responder_resources = min_t(u32, cr->param->initiator_depth,
+		/* The request's parameters are already from our side's view. */
+		.responder_resources = min_t(u32, cr->param->responder_resources,
 					     da->max_qp_rd_atom),
-		.initiator_depth = min_t(u32, cr->param->responder_resources,
+		.initiator_depth = min_t(u32, cr->param->initiator_depth,
 					 da->max_qp_init_rd_atom),
 		.flow_control = 1,
 		.rnr_retry_count = 7,
