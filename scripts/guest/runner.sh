@@ -128,7 +128,10 @@ for t in $tests; do
 		rc=1
 		echo "kf-runner: skipping $name, setup failed" >/dev/console
 	else
-		KF_KTAP_SUB=$sub timeout "$KF_TIMEOUT" sh -c \
+		# A script may ask for more time with a KF_TEST_TIMEOUT=SECONDS line.
+		tt=$(sed -n 's/^KF_TEST_TIMEOUT=\([0-9][0-9]*\)$/\1/p' "$t")
+		tt=${tt:-$KF_TIMEOUT}
+		KF_KTAP_SUB=$sub timeout "$tt" sh -c \
 			". /kf/lib.sh; . '$t'; set -ex; $fn" >/dev/console 2>&1 </dev/null
 		rc=$?
 	fi
@@ -139,7 +142,7 @@ for t in $tests; do
 	if [ $rc -eq 0 ]; then
 		echo "ok $i $name # time=$(($(date +%s) - start))s" >"$out"
 	else
-		[ $rc -eq 143 ] && echo "kf-runner: $name timed out after ${KF_TIMEOUT}s" >/dev/console
+		[ $rc -eq 143 ] && echo "kf-runner: $name timed out after ${tt}s" >/dev/console
 		echo "not ok $i $name # time=$(($(date +%s) - start))s rc=$rc" >"$out"
 		fails=$((fails + 1))
 	fi

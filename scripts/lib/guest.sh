@@ -3,6 +3,11 @@
 # and rdma and the built modules; one guest (two Soft-RoCE devices over a
 # veth pair) or two guests joined by a virtual Ethernet link on loopback.
 #
+# Every guest also gets NTB ports (drivers/ntb/hw/ivshmem): one guest two
+# ports joined to each other, two guests one port each, joined to each
+# other. A guest's RAM is then a file in /dev/shm that its peer maps; an
+# ivshmem server started for the run carries the doorbells.
+#
 # Each guest writes kernel messages to its first serial port (console.log)
 # and KTAP from the test runner to its second (results.log). A run fails on
 # a "not ok", on a timeout, and on any oops, BUG, WARN, KASAN, UBSAN,
@@ -10,11 +15,21 @@
 
 KF_RUNS=${KFABRIC_RUNS:-$KF_CACHE/runs}
 KF_GUEST_MEM=${KFABRIC_GUEST_MEM:-2G}
-KF_GUEST_TIMEOUT=${KFABRIC_GUEST_TIMEOUT:-1800}
+KF_GUEST_TIMEOUT=${KFABRIC_GUEST_TIMEOUT:-3000}
 
 # Console lines that mean the kernel complained. Markers the runner writes
 # ("kf-runner: test NAME start") attribute each to the test that ran.
 KF_SPLAT_RE='BUG:|WARNING:|Oops|general protection fault|kernel BUG at|UBSAN:|KASAN|unreferenced object|ODEBUG:|INFO: task .* blocked|INFO: possible|INFO: trying to register|INFO: lockdep|detected stalls|soft lockup|hard LOCKUP|Kernel panic|Call Trace:|list_(add|del) corruption|refcount_t:|kfabric: .*leak'
+
+# NTB test device: every guest reserves KF_NTB_RESERVE at KF_NTB_BASE
+# (memmap=) for the inbound memory windows, KF_NTB_PORT bytes per port id.
+# The driver reads the layout from the server; the numbers live here only.
+KF_NTB_BASE=0x40000000
+KF_NTB_PORT=32M
+KF_NTB_RESERVE=64M
+KF_NTB_MWS=2
+KF_NTB_SHM=""
+KF_NTB_SERVER=""
 
 # Host binaries copied into the guest with their shared libraries.
 KF_GUEST_BINS=(/bin/ip /usr/bin/rdma)
@@ -120,6 +135,63 @@ kf_qemu_wait() {
 	[ "$rc" = 1 ]
 }
 
+# kf_ntb_start DIR: make a /dev/shm directory for the guests' RAM files and
+# start the ivshmem server (log in DIR). Sets KF_NTB_SHM and KF_NTB_SERVER;
+# kf_ntb_stop undoes it. Dies with one line when either fails.
+kf_ntb_start() {
+	local dir=$1 i
+	mkdir -p "$dir"
+	KF_NTB_SHM=$(mktemp -d /dev/shm/kfabric-ntb.XXXXXX 2>/dev/null) ||
+		kf_die "cannot create a directory in /dev/shm for the guests' RAM"
+	python3 "$KF_TOP/scripts/lib/ivshmem-server.py" --socket "$KF_NTB_SHM/ivshmem.sock" \
+		--vectors 2 --mw-count "$KF_NTB_MWS" --region-base "$KF_NTB_BASE" \
+		--region-size "$KF_NTB_PORT" --ready-file "$KF_NTB_SHM/ready" \
+		>"$dir/ivshmem-server.log" 2>&1 &
+	KF_NTB_SERVER=$!
+	for i in $(seq 1 100); do
+		[ -e "$KF_NTB_SHM/ready" ] && return 0
+		kill -0 "$KF_NTB_SERVER" 2>/dev/null || break
+		sleep 0.1
+	done
+	kf_die "the ivshmem server did not start (see $dir/ivshmem-server.log)"
+}
+
+# kf_ntb_stop [DIR...]: kill what kf_ntb_start and kf_qemu started for the
+# guests in DIR... if it still runs, and remove the RAM files. Runs on every
+# exit of a mode, so a failure leaves nothing behind.
+kf_ntb_stop() {
+	local d pid
+	for d in "$@"; do
+		pid=$(cat "$d/pid" 2>/dev/null) || continue
+		kill -0 "$pid" 2>/dev/null && kill "$pid" 2>/dev/null
+	done
+	if [ -n "$KF_NTB_SERVER" ]; then
+		kill "$KF_NTB_SERVER" 2>/dev/null
+		wait "$KF_NTB_SERVER" 2>/dev/null
+	fi
+	[ -n "$KF_NTB_SHM" ] && rm -rf "$KF_NTB_SHM"
+	KF_NTB_SERVER=""
+	KF_NTB_SHM=""
+}
+
+# kf_ntb_ram NAME: QEMU arguments, one a line, that put the guest's RAM in
+# the shared file NAME, which a peer's ivshmem-plain device can map.
+kf_ntb_ram() {
+	printf '%s\n' -object \
+		"memory-backend-file,id=ram,size=$KF_GUEST_MEM,mem-path=$KF_NTB_SHM/$1,share=on" \
+		-machine pc,memory-backend=ram
+}
+
+# kf_ntb_port SLOT N PEER: QEMU arguments, one a line, for NTB port N at PCI
+# slot SLOT: the doorbell device at function 0 and, at function 1, the RAM
+# of the guest whose file is PEER.
+kf_ntb_port() {
+	printf '%s\n' -chardev "socket,path=$KF_NTB_SHM/ivshmem.sock,id=ntb$2" \
+		-device "ivshmem-doorbell,chardev=ntb$2,vectors=2,addr=$1.0,multifunction=on" \
+		-object "memory-backend-file,id=ntbpeer$2,size=$KF_GUEST_MEM,mem-path=$KF_NTB_SHM/$3,share=on" \
+		-device "ivshmem-plain,memdev=ntbpeer$2,addr=$1.1"
+}
+
 kf_free_port() {
 	local p
 	while :; do
@@ -172,21 +244,31 @@ kf_guest_results() {
 # prefixed with the mode.
 kf_boot_mode() {
 	local mode=$1 filter=$2 dir deadline port rc=0
-	local extra=""
-	[ -n "$filter" ] && extra="kf.filter=$filter"
+	local extra="memmap=$KF_NTB_RESERVE\$$KF_NTB_BASE"
+	local -a ntb
+	[ -n "$filter" ] && extra="$extra kf.filter=$filter"
 	deadline=$(($(date +%s) + KF_GUEST_TIMEOUT))
+	# This runs in a subshell of its own (see kf_guests).
+	trap 'kf_ntb_stop "$KF_RUNS/single" "$KF_RUNS/pairA" "$KF_RUNS/pairB"' EXIT
+	trap 'exit 130' INT TERM
 	case "$mode" in
 	single)
 		dir=$KF_RUNS/single
 		rm -rf "$dir"
-		kf_qemu "$dir" "kf.mode=single $extra"
+		kf_ntb_start "$dir"
+		# Both ports map this guest's own RAM: a loopback cable.
+		mapfile -t ntb < <(kf_ntb_ram ram; kf_ntb_port 0x5 0 ram; kf_ntb_port 0x6 1 ram)
+		kf_qemu "$dir" "kf.mode=single $extra" "${ntb[@]}"
 		kf_qemu_wait "$dir" "$deadline" || rc=1
 		kf_guest_results "$dir" | sed "s/^/single\t/"
 		;;
 	pair)
 		rm -rf "$KF_RUNS/pairA" "$KF_RUNS/pairB"
 		port=$(kf_free_port)
-		kf_qemu "$KF_RUNS/pairA" "kf.mode=pair kf.role=A $extra" \
+		kf_ntb_start "$KF_RUNS/pairA"
+		# Each guest's port maps the other guest's RAM.
+		mapfile -t ntb < <(kf_ntb_ram ramA; kf_ntb_port 0x5 0 ramB)
+		kf_qemu "$KF_RUNS/pairA" "kf.mode=pair kf.role=A $extra" "${ntb[@]}" \
 			-netdev "socket,id=n0,listen=127.0.0.1:$port" \
 			-device virtio-net-pci,netdev=n0,mac=52:54:00:4b:46:01
 		local i
@@ -194,7 +276,8 @@ kf_boot_mode() {
 			ss -Hltn "sport = :$port" | grep -q . && break
 			sleep 0.1
 		done
-		kf_qemu "$KF_RUNS/pairB" "kf.mode=pair kf.role=B $extra" \
+		mapfile -t ntb < <(kf_ntb_ram ramB; kf_ntb_port 0x5 1 ramA)
+		kf_qemu "$KF_RUNS/pairB" "kf.mode=pair kf.role=B $extra" "${ntb[@]}" \
 			-netdev "socket,id=n0,connect=127.0.0.1:$port" \
 			-device virtio-net-pci,netdev=n0,mac=52:54:00:4b:46:02
 		kf_qemu_wait "$KF_RUNS/pairA" "$deadline" || rc=1

@@ -1,0 +1,905 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * NTB hardware driver over QEMU ivshmem devices (test device)
+ *
+ * This driver lets the NTB clients (ntb_transport, ntb_perf, ntb_tool, ...)
+ * run between two QEMU guests, or inside one guest, without NTB hardware.
+ *
+ * Emulation model
+ * ---------------
+ * One NTB port is two functions of one PCI slot:
+ *
+ * - function 0, an "ivshmem-doorbell" device, connected to an ivshmem server
+ *   (QEMU docs/specs/ivshmem-spec.txt) with two MSI-X vectors. Its BAR0 has
+ *   the ivshmem registers: IVPosition (the port id the server assigned, 0 or
+ *   1; the peer is id ^ 1) and Doorbell (raise vector V of peer P). Its BAR2
+ *   is a small memory shared by both ports: a header written by the server
+ *   (see &struct ntb_ivshmem_hdr) and one block of "registers" per port id
+ *   (&struct ntb_ivshmem_port_regs) holding that port's link status, inbound
+ *   doorbell bits and scratchpads.
+ *
+ * - function 1, an "ivshmem-plain" device whose BAR2 is the peer guest's RAM
+ *   (QEMU memory-backend-file on the file that backs the peer's RAM): offset
+ *   X of the BAR is guest physical address X of the peer. This is the
+ *   outbound side of the memory windows.
+ *
+ * Memory windows: real NTB translates the sender's stores into its BAR to
+ * whatever address the receiver programmed with ntb_mw_set_trans(). Stores
+ * into the plain BAR cannot be redirected, and clients map their outbound
+ * windows when they probe, long before the peer programs a translation, so
+ * the windows are fixed: every guest reserves the same physical range
+ * (memmap=SIZE$BASE on its command line), split into one region per port
+ * id and each region into mw_count windows. Outbound window i of port P is
+ * the plain BAR at the peer's region + i * mw_size. The local region is the
+ * coherent DMA pool of the PCI device, so the inbound buffers clients get
+ * from dma_alloc_coherent() on it lie in the windows. Pool allocations are
+ * aligned to their size, so a client allocating full-size window buffers
+ * in window order (as ntb_transport does) finds buffer i at the start of
+ * window i. ntb_mw_set_trans() only accepts that address: a translation the
+ * peer's window cannot reach is rejected with -EINVAL and a message.
+ *
+ * Doorbells: the peer ORs bits into this port's doorbell word in the shared
+ * memory and rings its doorbell vector; the interrupt handler calls
+ * ntb_db_event() for the bits that are set and not masked. Unmasking bits
+ * that are set rings the local vector, as a level-triggered interrupt would
+ * fire.
+ *
+ * Link: each port publishes READY (driver bound) and LINK (link enabled and
+ * not forced down) and rings the peer's link vector on every change. The
+ * link is up when both ports have both bits. The ivshmem server clears the
+ * block of a port whose QEMU disconnects and rings the survivor; a slow poll
+ * backs the interrupt up, and a changed probe generation of the peer takes
+ * the link down and up again, as a peer reset would.
+ *
+ * Ports numbers are both 0 (%NTB_TOPO_CROSSLINK): the two ends are
+ * symmetric. With unique numbers ntb_perf would use inbound window 1 on one
+ * side, which a first-fit pool cannot place at window 1's fixed address.
+ *
+ * debugfs: <debugfs>/ntb_hw_ivshmem/<pci name>/link takes "down" and "up"
+ * to force link loss as a cable pull would; "info" shows the state.
+ */
+
+#include <linux/atomic.h>
+#include <linux/debugfs.h>
+#include <linux/dma-map-ops.h>
+#include <linux/interrupt.h>
+#include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/log2.h>
+#include <linux/module.h>
+#include <linux/ntb.h>
+#include <linux/pci.h>
+#include <linux/seq_file.h>
+#include <linux/sizes.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/workqueue.h>
+
+#define PCI_DEVICE_ID_IVSHMEM		0x1110
+
+/* ivshmem BAR0 registers */
+#define IVSHMEM_REG_IVPOSITION		0x08
+#define IVSHMEM_REG_DOORBELL		0x0c
+#define IVSHMEM_DOORBELL(peer, vec)	(((u32)(peer) << 16) | (vec))
+
+#define IVSHMEM_REG_BAR			0
+#define IVSHMEM_MEM_BAR			2
+
+/* MSI-X vectors of the doorbell device, the same on both ports */
+#define NTB_IVSHMEM_VEC_LINK		0
+#define NTB_IVSHMEM_VEC_DB		1
+#define NTB_IVSHMEM_NR_VECS		2
+
+#define NTB_IVSHMEM_MAGIC		0x4d485349	/* "ISHM" */
+#define NTB_IVSHMEM_VERSION		1
+#define NTB_IVSHMEM_BLOCK		SZ_4K
+#define NTB_IVSHMEM_MAX_MW		8
+#define NTB_IVSHMEM_SPAD_COUNT		16
+#define NTB_IVSHMEM_DB_COUNT		16
+#define NTB_IVSHMEM_DB_MASK		GENMASK_ULL(NTB_IVSHMEM_DB_COUNT - 1, 0)
+#define NTB_IVSHMEM_POLL		HZ
+#define NTB_IVSHMEM_BOUNCE		(HZ / 10)
+
+#define NTB_IVSHMEM_STS_READY		BIT(0)
+#define NTB_IVSHMEM_STS_LINK		BIT(1)
+#define NTB_IVSHMEM_STS_UP		(NTB_IVSHMEM_STS_READY | NTB_IVSHMEM_STS_LINK)
+
+/**
+ * struct ntb_ivshmem_hdr - start of the shared control memory
+ * @magic: %NTB_IVSHMEM_MAGIC, written by the server
+ * @version: %NTB_IVSHMEM_VERSION
+ * @mw_count: memory windows per port
+ * @rsvd: zero
+ * @region_base: guest physical base of the range reserved in every guest
+ * @region_size: bytes of it per port id; port id i owns
+ *	[@region_base + i * @region_size, + @region_size)
+ *
+ * The server that hands out the memory fills this in; the driver only reads
+ * it. Both guests must reserve the range with memmap=.
+ */
+struct ntb_ivshmem_hdr {
+	u32 magic;
+	u32 version;
+	u32 mw_count;
+	u32 rsvd;
+	u64 region_base;
+	u64 region_size;
+};
+
+/**
+ * struct ntb_ivshmem_port_regs - one port's block of the control memory
+ * @status: %NTB_IVSHMEM_STS_* bits, written by the port (zeroed by the server
+ *	when the port's QEMU disconnects)
+ * @generation: incremented by every probe of the port
+ * @db: inbound doorbell bits: set by the peer, cleared by the port
+ * @spad: scratchpads: written by either side, read by either side
+ *
+ * Block i + 1 of the control memory belongs to port id i.
+ */
+struct ntb_ivshmem_port_regs {
+	u32 status;
+	u32 generation;
+	atomic64_t db;
+	u32 spad[NTB_IVSHMEM_SPAD_COUNT];
+};
+
+/**
+ * struct ntb_ivshmem - one emulated NTB port
+ * @ntb: the NTB device registered for the port
+ * @plain: function 1 of the slot; its BAR2 is the peer's RAM
+ * @regs: BAR0 of function 0 (ivshmem registers)
+ * @self: this port's block of the control memory
+ * @peer: the peer's block of the control memory
+ * @id: this port's ivshmem id (0 or 1)
+ * @peer_id: the peer's ivshmem id
+ * @mw_count: memory windows per direction
+ * @mw_size: size of each window
+ * @local_base: physical base of this port's inbound region
+ * @peer_win: CPU physical address of outbound window 0
+ * @xlat: inbound translation of each window, 0 when cleared
+ * @xlat_size: size of each inbound translation
+ * @lock: protects the fields below and the publishing of @self->status
+ * @db_mask: masked doorbell bits
+ * @ready: registered and not being removed: events go to the NTB core
+ * @link_enabled: a client enabled the link
+ * @force_down: link forced down through debugfs
+ * @link_up: link state last reported to the clients
+ * @peer_gen: peer generation the link came up with
+ * @link_work: evaluates the link state; also the slow poll
+ * @dbgfs: debugfs directory of the port
+ */
+struct ntb_ivshmem {
+	struct ntb_dev ntb;
+	struct pci_dev *plain;
+	void __iomem *regs;
+	struct ntb_ivshmem_port_regs *self;
+	struct ntb_ivshmem_port_regs *peer;
+	u32 id;
+	u32 peer_id;
+	u32 mw_count;
+	resource_size_t mw_size;
+	phys_addr_t local_base;
+	phys_addr_t peer_win;
+	dma_addr_t xlat[NTB_IVSHMEM_MAX_MW];
+	resource_size_t xlat_size[NTB_IVSHMEM_MAX_MW];
+
+	spinlock_t lock;	/* db_mask, the link state, status publishing */
+	u64 db_mask;
+	bool ready;
+	bool link_enabled;
+	bool force_down;
+	bool link_up;
+	u32 peer_gen;
+	struct delayed_work link_work;
+	struct dentry *dbgfs;
+};
+
+static struct dentry *ntb_ivshmem_dbgfs_root;
+
+static struct ntb_ivshmem *ntb_ndev(struct ntb_dev *ntb)
+{
+	return container_of(ntb, struct ntb_ivshmem, ntb);
+}
+
+/* Raise MSI-X vector @vec of port @id (ours or the peer's). */
+static void ntb_ivshmem_ring(struct ntb_ivshmem *ndev, u32 id, u32 vec)
+{
+	writel(IVSHMEM_DOORBELL(id, vec), ndev->regs + IVSHMEM_REG_DOORBELL);
+}
+
+/*
+ * Publish this port's status and tell the peer. The caller holds the lock,
+ * so concurrent changes publish in order.
+ */
+static void ntb_ivshmem_publish(struct ntb_ivshmem *ndev)
+{
+	u32 sts = 0;
+
+	lockdep_assert_held(&ndev->lock);
+	if (ndev->ready) {
+		sts |= NTB_IVSHMEM_STS_READY;
+		if (ndev->link_enabled && !ndev->force_down)
+			sts |= NTB_IVSHMEM_STS_LINK;
+	}
+	WRITE_ONCE(ndev->self->status, sts);
+	ntb_ivshmem_ring(ndev, ndev->peer_id, NTB_IVSHMEM_VEC_LINK);
+}
+
+static void ntb_ivshmem_link_check(struct ntb_ivshmem *ndev)
+{
+	mod_delayed_work(system_dfl_wq, &ndev->link_work, 0);
+}
+
+static void ntb_ivshmem_link_work(struct work_struct *work)
+{
+	struct ntb_ivshmem *ndev = container_of(to_delayed_work(work),
+						struct ntb_ivshmem, link_work);
+	unsigned long delay = NTB_IVSHMEM_POLL;
+	bool up, changed;
+	u32 sts, gen;
+
+	spin_lock_irq(&ndev->lock);
+	sts = READ_ONCE(ndev->peer->status);
+	gen = READ_ONCE(ndev->peer->generation);
+	up = ndev->ready && ndev->link_enabled && !ndev->force_down &&
+	     (sts & NTB_IVSHMEM_STS_UP) == NTB_IVSHMEM_STS_UP;
+	/*
+	 * The peer was removed and probed again between two looks: report
+	 * the link loss the clients missed, then come back up.
+	 */
+	if (up && ndev->link_up && gen != ndev->peer_gen) {
+		up = false;
+		delay = NTB_IVSHMEM_BOUNCE;
+	}
+	changed = up != ndev->link_up;
+	WRITE_ONCE(ndev->link_up, up);
+	if (up)
+		ndev->peer_gen = gen;
+	spin_unlock_irq(&ndev->lock);
+
+	if (changed) {
+		dev_info(&ndev->ntb.pdev->dev, "link %s\n", up ? "up" : "down");
+		ntb_link_event(&ndev->ntb);
+	}
+	queue_delayed_work(system_dfl_wq, &ndev->link_work, delay);
+}
+
+static irqreturn_t ntb_ivshmem_link_isr(int irq, void *data)
+{
+	ntb_ivshmem_link_check(data);
+	return IRQ_HANDLED;
+}
+
+static irqreturn_t ntb_ivshmem_db_isr(int irq, void *data)
+{
+	struct ntb_ivshmem *ndev = data;
+
+	if (!READ_ONCE(ndev->ready))
+		return IRQ_HANDLED;
+	if (atomic64_read(&ndev->self->db) & ~READ_ONCE(ndev->db_mask))
+		ntb_db_event(&ndev->ntb, 0);
+	return IRQ_HANDLED;
+}
+
+static u64 ntb_ivshmem_link_is_up(struct ntb_dev *ntb, enum ntb_speed *speed,
+				  enum ntb_width *width)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+	bool up = READ_ONCE(ndev->link_up);
+
+	/* A memory copy between guests has no PCIe speed or width. */
+	if (speed)
+		*speed = up ? NTB_SPEED_AUTO : NTB_SPEED_NONE;
+	if (width)
+		*width = up ? NTB_WIDTH_AUTO : NTB_WIDTH_NONE;
+	return up;
+}
+
+static int ntb_ivshmem_link_set(struct ntb_ivshmem *ndev, bool enable)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&ndev->lock, flags);
+	WRITE_ONCE(ndev->link_enabled, enable);
+	ntb_ivshmem_publish(ndev);
+	spin_unlock_irqrestore(&ndev->lock, flags);
+	ntb_ivshmem_link_check(ndev);
+	return 0;
+}
+
+static int ntb_ivshmem_link_enable(struct ntb_dev *ntb,
+				   enum ntb_speed max_speed,
+				   enum ntb_width max_width)
+{
+	return ntb_ivshmem_link_set(ntb_ndev(ntb), true);
+}
+
+static int ntb_ivshmem_link_disable(struct ntb_dev *ntb)
+{
+	return ntb_ivshmem_link_set(ntb_ndev(ntb), false);
+}
+
+static int ntb_ivshmem_mw_count(struct ntb_dev *ntb, int pidx)
+{
+	if (pidx != NTB_DEF_PEER_IDX)
+		return -EINVAL;
+	return ntb_ndev(ntb)->mw_count;
+}
+
+static bool ntb_ivshmem_mw_valid(struct ntb_ivshmem *ndev, int pidx, int widx)
+{
+	return pidx == NTB_DEF_PEER_IDX && widx >= 0 && widx < ndev->mw_count;
+}
+
+static int ntb_ivshmem_mw_get_align(struct ntb_dev *ntb, int pidx, int widx,
+				    resource_size_t *addr_align,
+				    resource_size_t *size_align,
+				    resource_size_t *size_max)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+
+	if (!ntb_ivshmem_mw_valid(ndev, pidx, widx))
+		return -EINVAL;
+	/*
+	 * A window-aligned buffer from the device's pool starts at a window;
+	 * only the right one is accepted by mw_set_trans.
+	 */
+	if (addr_align)
+		*addr_align = ndev->mw_size;
+	if (size_align)
+		*size_align = PAGE_SIZE;
+	if (size_max)
+		*size_max = ndev->mw_size;
+	return 0;
+}
+
+static int ntb_ivshmem_mw_set_trans(struct ntb_dev *ntb, int pidx, int widx,
+				    dma_addr_t addr, resource_size_t size)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+	phys_addr_t win;
+
+	if (!ntb_ivshmem_mw_valid(ndev, pidx, widx))
+		return -EINVAL;
+	win = ndev->local_base + widx * ndev->mw_size;
+	if (addr != win) {
+		dev_err(&ntb->dev,
+			"MW%d: the peer's window reaches only %pa, not %pad: allocate window buffers of the full window size from this device, in window order\n",
+			widx, &win, &addr);
+		return -EINVAL;
+	}
+	if (!size || size > ndev->mw_size || !IS_ALIGNED(size, PAGE_SIZE)) {
+		dev_err(&ntb->dev, "MW%d: bad translation size %pa (window %pa)\n",
+			widx, &size, &ndev->mw_size);
+		return -EINVAL;
+	}
+	WRITE_ONCE(ndev->xlat_size[widx], size);
+	WRITE_ONCE(ndev->xlat[widx], addr);
+	return 0;
+}
+
+static int ntb_ivshmem_mw_clear_trans(struct ntb_dev *ntb, int pidx, int widx)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+
+	if (!ntb_ivshmem_mw_valid(ndev, pidx, widx))
+		return -EINVAL;
+	WRITE_ONCE(ndev->xlat[widx], 0);
+	WRITE_ONCE(ndev->xlat_size[widx], 0);
+	return 0;
+}
+
+static int ntb_ivshmem_peer_mw_count(struct ntb_dev *ntb)
+{
+	return ntb_ndev(ntb)->mw_count;
+}
+
+static int ntb_ivshmem_peer_mw_get_addr(struct ntb_dev *ntb, int widx,
+					phys_addr_t *base,
+					resource_size_t *size)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+
+	if (!ntb_ivshmem_mw_valid(ndev, NTB_DEF_PEER_IDX, widx))
+		return -EINVAL;
+	if (base)
+		*base = ndev->peer_win + widx * ndev->mw_size;
+	if (size)
+		*size = ndev->mw_size;
+	return 0;
+}
+
+static u64 ntb_ivshmem_db_valid_mask(struct ntb_dev *ntb)
+{
+	return NTB_IVSHMEM_DB_MASK;
+}
+
+static int ntb_ivshmem_db_vector_count(struct ntb_dev *ntb)
+{
+	return 1;
+}
+
+static u64 ntb_ivshmem_db_vector_mask(struct ntb_dev *ntb, int db_vector)
+{
+	return db_vector ? 0 : NTB_IVSHMEM_DB_MASK;
+}
+
+static u64 ntb_ivshmem_db_read(struct ntb_dev *ntb)
+{
+	return atomic64_read(&ntb_ndev(ntb)->self->db);
+}
+
+static int ntb_ivshmem_db_set(struct ntb_dev *ntb, u64 db_bits)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+
+	if (db_bits & ~NTB_IVSHMEM_DB_MASK)
+		return -EINVAL;
+	atomic64_or(db_bits, &ndev->self->db);
+	ntb_ivshmem_ring(ndev, ndev->id, NTB_IVSHMEM_VEC_DB);
+	return 0;
+}
+
+static int ntb_ivshmem_db_clear(struct ntb_dev *ntb, u64 db_bits)
+{
+	if (db_bits & ~NTB_IVSHMEM_DB_MASK)
+		return -EINVAL;
+	atomic64_andnot(db_bits, &ntb_ndev(ntb)->self->db);
+	return 0;
+}
+
+static u64 ntb_ivshmem_db_read_mask(struct ntb_dev *ntb)
+{
+	return READ_ONCE(ntb_ndev(ntb)->db_mask);
+}
+
+static int ntb_ivshmem_db_set_mask(struct ntb_dev *ntb, u64 db_bits)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+	unsigned long flags;
+
+	if (db_bits & ~NTB_IVSHMEM_DB_MASK)
+		return -EINVAL;
+	spin_lock_irqsave(&ndev->lock, flags);
+	WRITE_ONCE(ndev->db_mask, ndev->db_mask | db_bits);
+	spin_unlock_irqrestore(&ndev->lock, flags);
+	return 0;
+}
+
+static int ntb_ivshmem_db_clear_mask(struct ntb_dev *ntb, u64 db_bits)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+	unsigned long flags;
+
+	if (db_bits & ~NTB_IVSHMEM_DB_MASK)
+		return -EINVAL;
+	spin_lock_irqsave(&ndev->lock, flags);
+	WRITE_ONCE(ndev->db_mask, ndev->db_mask & ~db_bits);
+	spin_unlock_irqrestore(&ndev->lock, flags);
+	/* A pending bit that gets unmasked interrupts, as on hardware. */
+	if (atomic64_read(&ndev->self->db) & db_bits)
+		ntb_ivshmem_ring(ndev, ndev->id, NTB_IVSHMEM_VEC_DB);
+	return 0;
+}
+
+static int ntb_ivshmem_peer_db_set(struct ntb_dev *ntb, u64 db_bits)
+{
+	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
+
+	if (db_bits & ~NTB_IVSHMEM_DB_MASK)
+		return -EINVAL;
+	/* The locked OR orders the client's earlier window stores too. */
+	atomic64_or(db_bits, &ndev->peer->db);
+	ntb_ivshmem_ring(ndev, ndev->peer_id, NTB_IVSHMEM_VEC_DB);
+	return 0;
+}
+
+static int ntb_ivshmem_spad_count(struct ntb_dev *ntb)
+{
+	return NTB_IVSHMEM_SPAD_COUNT;
+}
+
+static u32 ntb_ivshmem_spad_read(struct ntb_dev *ntb, int sidx)
+{
+	if (sidx < 0 || sidx >= NTB_IVSHMEM_SPAD_COUNT)
+		return 0;
+	return READ_ONCE(ntb_ndev(ntb)->self->spad[sidx]);
+}
+
+static int ntb_ivshmem_spad_write(struct ntb_dev *ntb, int sidx, u32 val)
+{
+	if (sidx < 0 || sidx >= NTB_IVSHMEM_SPAD_COUNT)
+		return -EINVAL;
+	WRITE_ONCE(ntb_ndev(ntb)->self->spad[sidx], val);
+	return 0;
+}
+
+static u32 ntb_ivshmem_peer_spad_read(struct ntb_dev *ntb, int pidx, int sidx)
+{
+	if (pidx != NTB_DEF_PEER_IDX || sidx < 0 ||
+	    sidx >= NTB_IVSHMEM_SPAD_COUNT)
+		return 0;
+	return READ_ONCE(ntb_ndev(ntb)->peer->spad[sidx]);
+}
+
+static int ntb_ivshmem_peer_spad_write(struct ntb_dev *ntb, int pidx,
+				       int sidx, u32 val)
+{
+	if (pidx != NTB_DEF_PEER_IDX || sidx < 0 ||
+	    sidx >= NTB_IVSHMEM_SPAD_COUNT)
+		return -EINVAL;
+	WRITE_ONCE(ntb_ndev(ntb)->peer->spad[sidx], val);
+	return 0;
+}
+
+static const struct ntb_dev_ops ntb_ivshmem_ops = {
+	.link_is_up		= ntb_ivshmem_link_is_up,
+	.link_enable		= ntb_ivshmem_link_enable,
+	.link_disable		= ntb_ivshmem_link_disable,
+	.mw_count		= ntb_ivshmem_mw_count,
+	.mw_get_align		= ntb_ivshmem_mw_get_align,
+	.mw_set_trans		= ntb_ivshmem_mw_set_trans,
+	.mw_clear_trans		= ntb_ivshmem_mw_clear_trans,
+	.peer_mw_count		= ntb_ivshmem_peer_mw_count,
+	.peer_mw_get_addr	= ntb_ivshmem_peer_mw_get_addr,
+	.db_valid_mask		= ntb_ivshmem_db_valid_mask,
+	.db_vector_count	= ntb_ivshmem_db_vector_count,
+	.db_vector_mask		= ntb_ivshmem_db_vector_mask,
+	.db_read		= ntb_ivshmem_db_read,
+	.db_set			= ntb_ivshmem_db_set,
+	.db_clear		= ntb_ivshmem_db_clear,
+	.db_read_mask		= ntb_ivshmem_db_read_mask,
+	.db_set_mask		= ntb_ivshmem_db_set_mask,
+	.db_clear_mask		= ntb_ivshmem_db_clear_mask,
+	.peer_db_set		= ntb_ivshmem_peer_db_set,
+	.spad_count		= ntb_ivshmem_spad_count,
+	.spad_read		= ntb_ivshmem_spad_read,
+	.spad_write		= ntb_ivshmem_spad_write,
+	.peer_spad_read		= ntb_ivshmem_peer_spad_read,
+	.peer_spad_write	= ntb_ivshmem_peer_spad_write,
+};
+
+static int ntb_ivshmem_info_show(struct seq_file *s, void *unused)
+{
+	struct ntb_ivshmem *ndev = s->private;
+	int i;
+
+	seq_printf(s, "id %u peer %u\n", ndev->id, ndev->peer_id);
+	seq_printf(s, "link %s%s%s\n", READ_ONCE(ndev->link_up) ? "up" : "down",
+		   READ_ONCE(ndev->link_enabled) ? "" : " (disabled)",
+		   READ_ONCE(ndev->force_down) ? " (forced down)" : "");
+	seq_printf(s, "status local %#x peer %#x, peer generation %u\n",
+		   READ_ONCE(ndev->self->status), READ_ONCE(ndev->peer->status),
+		   READ_ONCE(ndev->peer->generation));
+	seq_printf(s, "db %#llx mask %#llx\n",
+		   (u64)atomic64_read(&ndev->self->db),
+		   (u64)READ_ONCE(ndev->db_mask));
+	for (i = 0; i < ndev->mw_count; i++) {
+		phys_addr_t in = ndev->local_base + i * ndev->mw_size;
+		phys_addr_t out = ndev->peer_win + i * ndev->mw_size;
+		dma_addr_t xlat = READ_ONCE(ndev->xlat[i]);
+		resource_size_t xsz = READ_ONCE(ndev->xlat_size[i]);
+
+		seq_printf(s, "mw%d size %pa inbound %pa xlat %pad/%pa outbound %pa\n",
+			   i, &ndev->mw_size, &in, &xlat, &xsz, &out);
+	}
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(ntb_ivshmem_info);
+
+static ssize_t ntb_ivshmem_link_read(struct file *file, char __user *ubuf,
+				     size_t count, loff_t *ppos)
+{
+	struct ntb_ivshmem *ndev = file->private_data;
+	const char *s = READ_ONCE(ndev->force_down) ? "down\n" : "up\n";
+
+	return simple_read_from_buffer(ubuf, count, ppos, s, strlen(s));
+}
+
+static ssize_t ntb_ivshmem_link_write(struct file *file,
+				      const char __user *ubuf,
+				      size_t count, loff_t *ppos)
+{
+	struct ntb_ivshmem *ndev = file->private_data;
+	char buf[8] = {};
+	bool down;
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	if (sysfs_streq(buf, "down"))
+		down = true;
+	else if (sysfs_streq(buf, "up"))
+		down = false;
+	else
+		return -EINVAL;
+
+	spin_lock_irq(&ndev->lock);
+	WRITE_ONCE(ndev->force_down, down);
+	ntb_ivshmem_publish(ndev);
+	spin_unlock_irq(&ndev->lock);
+	ntb_ivshmem_link_check(ndev);
+	return count;
+}
+
+static const struct file_operations ntb_ivshmem_link_fops = {
+	.owner	= THIS_MODULE,
+	.open	= simple_open,
+	.read	= ntb_ivshmem_link_read,
+	.write	= ntb_ivshmem_link_write,
+	.llseek	= default_llseek,
+};
+
+static void ntb_ivshmem_put_plain(void *data)
+{
+	struct pci_dev *plain = data;
+
+	pci_release_region(plain, IVSHMEM_MEM_BAR);
+	pci_disable_device(plain);
+	pci_dev_put(plain);
+}
+
+/*
+ * Find function 1 of our slot, the ivshmem-plain device mapping the peer's
+ * RAM, and enable its memory decoding; no driver binds it.
+ */
+static int ntb_ivshmem_get_plain(struct ntb_ivshmem *ndev, struct pci_dev *pdev)
+{
+	struct pci_dev *plain;
+	int rc;
+
+	plain = pci_get_slot(pdev->bus, PCI_DEVFN(PCI_SLOT(pdev->devfn), 1));
+	if (!plain || plain->vendor != PCI_VENDOR_ID_REDHAT_QUMRANET ||
+	    plain->device != PCI_DEVICE_ID_IVSHMEM || plain->msix_cap ||
+	    !(pci_resource_flags(plain, IVSHMEM_MEM_BAR) & IORESOURCE_MEM)) {
+		pci_dev_put(plain);
+		dev_err(&pdev->dev,
+			"no ivshmem-plain device (the peer's RAM) at function 1 of this slot\n");
+		return -ENODEV;
+	}
+	rc = pci_enable_device_mem(plain);
+	if (rc)
+		goto err_put;
+	rc = pci_request_region(plain, IVSHMEM_MEM_BAR, KBUILD_MODNAME);
+	if (rc)
+		goto err_disable;
+	ndev->plain = plain;
+	return devm_add_action_or_reset(&pdev->dev, ntb_ivshmem_put_plain, plain);
+
+err_disable:
+	pci_disable_device(plain);
+err_put:
+	pci_dev_put(plain);
+	return rc;
+}
+
+static void ntb_ivshmem_stop_work(void *data)
+{
+	struct ntb_ivshmem *ndev = data;
+
+	disable_delayed_work_sync(&ndev->link_work);
+}
+
+static void ntb_ivshmem_release_pool(void *data)
+{
+	dma_release_coherent_memory(data);
+}
+
+/* Read and check the layout the server set up; find both regions. */
+static int ntb_ivshmem_setup_layout(struct ntb_ivshmem *ndev,
+				    struct pci_dev *pdev, void *ctrl,
+				    resource_size_t ctrl_len)
+{
+	const struct ntb_ivshmem_hdr *hdr = ctrl;
+	struct device *dev = &pdev->dev;
+	resource_size_t plain_len;
+	u64 base, size, peer_off;
+	u32 mw_count;
+
+	if (ctrl_len < 3 * NTB_IVSHMEM_BLOCK || hdr->magic != NTB_IVSHMEM_MAGIC ||
+	    hdr->version != NTB_IVSHMEM_VERSION) {
+		dev_err(dev, "shared memory has no NTB layout (is the server the kfabric ivshmem server?)\n");
+		return -ENODEV;
+	}
+	base = hdr->region_base;
+	size = hdr->region_size;
+	mw_count = hdr->mw_count;
+	if (!mw_count || mw_count > NTB_IVSHMEM_MAX_MW || !size ||
+	    size % mw_count || !is_power_of_2(size / mw_count) ||
+	    size / mw_count < SZ_1M || !IS_ALIGNED(base, size / mw_count)) {
+		dev_err(dev, "bad window layout: %u windows in %#llx bytes at %#llx\n",
+			mw_count, size, base);
+		return -EINVAL;
+	}
+	ndev->mw_count = mw_count;
+	ndev->mw_size = size / mw_count;
+
+	ndev->id = readl(ndev->regs + IVSHMEM_REG_IVPOSITION);
+	if (ndev->id > 1) {
+		dev_err(dev, "ivshmem id %u: only ids 0 and 1 (one pair) are supported\n",
+			ndev->id);
+		return -EINVAL;
+	}
+	ndev->peer_id = ndev->id ^ 1;
+	ndev->self = ctrl + (ndev->id + 1) * NTB_IVSHMEM_BLOCK;
+	ndev->peer = ctrl + (ndev->peer_id + 1) * NTB_IVSHMEM_BLOCK;
+
+	ndev->local_base = base + ndev->id * size;
+	if (region_intersects(ndev->local_base, size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		dev_err(dev, "inbound region %pa+%#llx is System RAM: boot with memmap=%lluK$%#llx\n",
+			&ndev->local_base, size, 2 * size / SZ_1K, base);
+		return -EINVAL;
+	}
+
+	peer_off = base + ndev->peer_id * size;
+	plain_len = pci_resource_len(ndev->plain, IVSHMEM_MEM_BAR);
+	if (peer_off + size > plain_len) {
+		dev_err(dev, "peer memory BAR (%pa bytes) ends before the peer's region\n",
+			&plain_len);
+		return -EINVAL;
+	}
+	ndev->peer_win = pci_resource_start(ndev->plain, IVSHMEM_MEM_BAR) + peer_off;
+	return 0;
+}
+
+static int ntb_ivshmem_probe(struct pci_dev *pdev,
+			     const struct pci_device_id *id)
+{
+	struct device *dev = &pdev->dev;
+	resource_size_t ctrl_len;
+	struct ntb_ivshmem *ndev;
+	void *ctrl;
+	int rc;
+
+	/*
+	 * The plain device of the slot has no MSI-X; it is used through
+	 * function 0.
+	 */
+	if (!pdev->msix_cap || PCI_FUNC(pdev->devfn) != 0)
+		return -ENODEV;
+
+	ndev = devm_kzalloc(dev, sizeof(*ndev), GFP_KERNEL);
+	if (!ndev)
+		return -ENOMEM;
+	spin_lock_init(&ndev->lock);
+	INIT_DELAYED_WORK(&ndev->link_work, ntb_ivshmem_link_work);
+	ndev->db_mask = NTB_IVSHMEM_DB_MASK;
+	/* Registered before the IRQs, so it runs after they are freed. */
+	rc = devm_add_action_or_reset(dev, ntb_ivshmem_stop_work, ndev);
+	if (rc)
+		return rc;
+
+	rc = pcim_enable_device(pdev);
+	if (rc)
+		return rc;
+	ndev->regs = pcim_iomap_region(pdev, IVSHMEM_REG_BAR, KBUILD_MODNAME);
+	if (IS_ERR(ndev->regs))
+		return PTR_ERR(ndev->regs);
+	rc = pcim_request_region(pdev, IVSHMEM_MEM_BAR, KBUILD_MODNAME);
+	if (rc)
+		return rc;
+	/* The control memory is RAM on the host: map it cacheable. */
+	ctrl_len = pci_resource_len(pdev, IVSHMEM_MEM_BAR);
+	ctrl = devm_memremap(dev, pci_resource_start(pdev, IVSHMEM_MEM_BAR),
+			     ctrl_len, MEMREMAP_WB);
+	if (IS_ERR(ctrl))
+		return PTR_ERR(ctrl);
+
+	rc = ntb_ivshmem_get_plain(ndev, pdev);
+	if (rc)
+		return rc;
+	rc = ntb_ivshmem_setup_layout(ndev, pdev, ctrl, ctrl_len);
+	if (rc)
+		return rc;
+
+	rc = dma_declare_coherent_memory(dev, ndev->local_base, ndev->local_base,
+					 ndev->mw_count * ndev->mw_size);
+	if (rc) {
+		dev_err(dev, "cannot make the inbound region the DMA pool: %d\n", rc);
+		return rc;
+	}
+	rc = devm_add_action_or_reset(dev, ntb_ivshmem_release_pool, dev);
+	if (rc)
+		return rc;
+
+	/* MSI-X messages are memory writes of the device. */
+	pci_set_master(pdev);
+	rc = pci_alloc_irq_vectors(pdev, NTB_IVSHMEM_NR_VECS,
+				   NTB_IVSHMEM_NR_VECS, PCI_IRQ_MSIX);
+	if (rc < 0)
+		return rc;
+
+	/* A fresh port: nothing pending, link down, new generation. */
+	WRITE_ONCE(ndev->self->status, 0);
+	atomic64_set(&ndev->self->db, 0);
+	memset(ndev->self->spad, 0, sizeof(ndev->self->spad));
+	WRITE_ONCE(ndev->self->generation, ndev->self->generation + 1);
+
+	rc = devm_request_irq(dev, pci_irq_vector(pdev, NTB_IVSHMEM_VEC_LINK),
+			      ntb_ivshmem_link_isr, 0, KBUILD_MODNAME, ndev);
+	if (rc)
+		return rc;
+	rc = devm_request_irq(dev, pci_irq_vector(pdev, NTB_IVSHMEM_VEC_DB),
+			      ntb_ivshmem_db_isr, 0, KBUILD_MODNAME, ndev);
+	if (rc)
+		return rc;
+
+	ndev->ntb.pdev = pdev;
+	ndev->ntb.topo = NTB_TOPO_CROSSLINK;
+	ndev->ntb.ops = &ntb_ivshmem_ops;
+	pci_set_drvdata(pdev, ndev);
+
+	rc = ntb_register_device(&ndev->ntb);
+	if (rc)
+		return rc;
+
+	/* Events reach the NTB core only from here on (see ->ready). */
+	spin_lock_irq(&ndev->lock);
+	WRITE_ONCE(ndev->ready, true);
+	ntb_ivshmem_publish(ndev);
+	spin_unlock_irq(&ndev->lock);
+	ntb_ivshmem_link_check(ndev);
+
+	ndev->dbgfs = debugfs_create_dir(pci_name(pdev), ntb_ivshmem_dbgfs_root);
+	debugfs_create_file("info", 0400, ndev->dbgfs, ndev,
+			    &ntb_ivshmem_info_fops);
+	debugfs_create_file("link", 0600, ndev->dbgfs, ndev,
+			    &ntb_ivshmem_link_fops);
+
+	dev_info(dev, "NTB port id %u: %u x %pa windows, inbound at %pa\n",
+		 ndev->id, ndev->mw_count, &ndev->mw_size, &ndev->local_base);
+	return 0;
+}
+
+static void ntb_ivshmem_remove(struct pci_dev *pdev)
+{
+	struct ntb_ivshmem *ndev = pci_get_drvdata(pdev);
+
+	debugfs_remove_recursive(ndev->dbgfs);
+
+	/* Tell the peer first, so it stops writing into our windows. */
+	spin_lock_irq(&ndev->lock);
+	WRITE_ONCE(ndev->ready, false);
+	ntb_ivshmem_publish(ndev);
+	spin_unlock_irq(&ndev->lock);
+
+	/* The link work stops in ntb_ivshmem_stop_work() once IRQs are off. */
+	ntb_unregister_device(&ndev->ntb);
+}
+
+static const struct pci_device_id ntb_ivshmem_pci_tbl[] = {
+	{ PCI_DEVICE(PCI_VENDOR_ID_REDHAT_QUMRANET, PCI_DEVICE_ID_IVSHMEM) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, ntb_ivshmem_pci_tbl);
+
+static struct pci_driver ntb_ivshmem_pci_driver = {
+	.name		= KBUILD_MODNAME,
+	.id_table	= ntb_ivshmem_pci_tbl,
+	.probe		= ntb_ivshmem_probe,
+	.remove		= ntb_ivshmem_remove,
+};
+
+static int __init ntb_ivshmem_init(void)
+{
+	int rc;
+
+	ntb_ivshmem_dbgfs_root = debugfs_create_dir(KBUILD_MODNAME, NULL);
+	rc = pci_register_driver(&ntb_ivshmem_pci_driver);
+	if (rc)
+		debugfs_remove_recursive(ntb_ivshmem_dbgfs_root);
+	return rc;
+}
+module_init(ntb_ivshmem_init);
+
+static void __exit ntb_ivshmem_exit(void)
+{
+	pci_unregister_driver(&ntb_ivshmem_pci_driver);
+	debugfs_remove_recursive(ntb_ivshmem_dbgfs_root);
+}
+module_exit(ntb_ivshmem_exit);
+
+MODULE_DESCRIPTION("NTB test device over QEMU ivshmem");
+MODULE_LICENSE("GPL");

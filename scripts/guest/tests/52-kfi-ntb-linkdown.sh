@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-2.0
+# The NTB provider (kfi_ntb) when the link or the device goes away, in one
+# guest whose two NTB ports are cabled to each other:
+# - the link pulled (the device's debugfs knob) under traffic: the
+#   self-test's client fails instead of hanging, every endpoint is flushed,
+#   and once the link is back a new connection works;
+# - the device removed (ntb_hw_ivshmem unloaded) while connections are
+#   live and a responder listens: the domains go away, the ULP frees its
+#   objects afterwards, and the modules unload.
+KF_MODES="single"
+PORT=18518
+DBG=/sys/kernel/debug
+NTB_P0=0000:00:05.0
+NTB_P1=0000:00:06.0
+
+kfn_load() {
+	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
+		echo "kfi_ntb or ntb_hw_ivshmem is not built: nothing to test"
+		modprobe -r kfi_ntb 2>/dev/null || true
+		return 1
+	fi
+}
+
+# kfn_wait DEV up|down: wait for kfi_ntb's view of DEV's link.
+kfn_wait() {
+	local i info
+	for i in $(seq 1 300); do
+		info=$(cat "$DBG/kfi_ntb/$1/info" 2>/dev/null) || info=
+		if [ "$2" = up ]; then
+			case $info in *"link up"*)
+				echo "$info" | grep -q '^peer -$' || return 0 ;;
+			esac
+		else
+			case $info in *"link down"*) return 0 ;; esac
+		fi
+		sleep 0.1
+	done
+	kf_fail "$1: kfi_ntb link did not go $2"
+}
+
+# kfn_bound DEV: connections with a channel on DEV.
+kfn_bound() {
+	sed -n 's/^channels bound \([0-9]*\).*/\1/p' "$DBG/kfi_ntb/$1/info"
+}
+
+test_single() {
+	kfn_load || return 0
+	kfn_wait $NTB_P0 up
+	kfn_wait $NTB_P1 up
+	modprobe kfi_selftest
+	run=$DBG/kfi_selftest/run
+
+	# The link pulled while a client pings the responder.
+	kf_selftest serve fabric=ntb addr=$NTB_P0 port=$PORT
+	rc=0
+	(echo "client fabric=ntb addr=$NTB_P0 port=$PORT tests=sendrecv sizes=4096 iters=1000000" >"$run") &
+	client=$!
+	for i in $(seq 1 100); do
+		[ "$(kfn_bound $NTB_P0)" -gt 0 ] && break
+		sleep 0.1
+	done
+	[ "$(kfn_bound $NTB_P0)" -gt 0 ] || kf_fail "no connection to pull the link under"
+	sleep 1
+	echo down >"$DBG/ntb_hw_ivshmem/$NTB_P0/link"
+	kfn_wait $NTB_P0 down
+	kfn_wait $NTB_P1 down
+	wait $client || rc=$?
+	[ "$rc" -ne 0 ] || kf_fail "the client went on without a link"
+	grep -q '^ *not ok' "$DBG/kfi_selftest/results" ||
+		kf_fail "the client did not report the failure"
+	[ "$(kfn_bound $NTB_P0)" -eq 0 ] && [ "$(kfn_bound $NTB_P1)" -eq 0 ] ||
+		kf_fail "channels still bound after the link went down"
+	echo up >"$DBG/ntb_hw_ivshmem/$NTB_P0/link"
+	kfn_wait $NTB_P0 up
+	kfn_wait $NTB_P1 up
+	# The responder still listens: connect again.
+	kf_selftest client fabric=ntb addr=$NTB_P0 port=$PORT tests=connect,sendrecv,rma_write,rma_read sizes=65536
+
+	# The device goes away under live connections and a listener.
+	(echo "client fabric=ntb addr=$NTB_P0 port=$PORT tests=sendrecv sizes=4096 iters=1000000" >"$run") &
+	client=$!
+	for i in $(seq 1 100); do
+		[ "$(kfn_bound $NTB_P0)" -gt 0 ] && break
+		sleep 0.1
+	done
+	sleep 1
+	rmmod ntb_hw_ivshmem
+	rc=0
+	wait $client || rc=$?
+	[ "$rc" -ne 0 ] || kf_fail "the client went on without a device"
+	[ ! -d "$DBG/kfi_ntb/$NTB_P0" ] || kf_fail "the domain outlived its device"
+	kf_selftest stop
+	rmmod kfi_selftest
+	rmmod kfi_ntb
+}

@@ -1,0 +1,253 @@
+# SPDX-License-Identifier: GPL-2.0
+# NVMe over Fabrics on kfabric (nvme-kfi, nvmet-kfi) over Soft-RoCE.
+#
+# Pair mode (target on guest A, host on guest B, null_blk namespace with
+# memory_backed=1): the matrix nvme-kfi -> nvmet-kfi, nvme-rdma -> nvmet-kfi
+# and nvme-kfi -> nvmet-rdma. For each, the host writes a random pattern
+# with O_DIRECT in 4 KiB, 16 KiB, 64 KiB, 256 KiB and 1 MiB I/Os (one
+# 1 MiB region per size), reads every region back with the same size and
+# compares checksums, disconnects, reconnects and reads it all again; the
+# target checks that the same bytes landed in its namespace. Then faults:
+# the kfi port is removed while the host is connected (the host must start
+# reconnecting, an I/O issued meanwhile must wait rather than fail or
+# hang, and everything must resume once the port is back), and finally the
+# controller is deleted while it is still trying to reconnect.
+#
+# Single mode runs nvme-kfi -> nvmet-kfi across rxe0/rxe1 in one guest.
+# Without "nvmet-rdma: run commands that beat ESTABLISHED from a work
+# item", the nvme-kfi -> nvmet-rdma cell gets a lockdep report whenever
+# the host's connect command overtakes the ESTABLISHED event, since kfi
+# ports are enabled and removed here (see 20-nvme-rdma-interop.sh).
+KF_MODES="single pair"
+NQN=nqn.2026-11.io.kfabric:nvme-kfi
+SIZES="4096 16384 65536 262144 1048576"
+REGION=1048576
+NREG=5
+CFS=/sys/kernel/config/nvmet
+# Ports and services of their own: 20-nvme-rdma-interop.sh leaves its port
+# 1 on 4420 configured.
+KPORT=61 KSVC=4430 RPORT=62 RSVC=4431
+# A cell of the matrix moves 15 MiB at Soft-RoCE speed under TCG.
+KF_RDV_TIMEOUT=300
+
+have_modules() {
+	local d=/lib/modules/$(uname -r)
+	[ -n "$(find "$d" -name 'nvme-kfi.ko*' 2>/dev/null)" ] &&
+		[ -n "$(find "$d" -name 'nvmet-kfi.ko*' 2>/dev/null)" ]
+}
+
+# connect TRANSPORT ADDR SVCID [OPTIONS]: connect a controller, print nvmeN.
+connect() {
+	local out
+	exec 3<>/dev/nvme-fabrics
+	echo "transport=$1,traddr=$2,trsvcid=$3,nqn=$NQN${4:+,$4}" >&3
+	read -r out <&3
+	exec 3>&-
+	out=${out#instance=}
+	echo "nvme${out%%,*}"
+}
+
+disconnect() {
+	echo 1 >/sys/class/nvme/$1/delete_controller
+}
+
+state() {
+	cat /sys/class/nvme/$1/state 2>/dev/null || echo gone
+}
+
+# wait_state CTRL STATE SECONDS
+wait_state() {
+	local i=0
+	while [ "$(state "$1")" != "$2" ]; do
+		i=$((i + 1))
+		[ $i -le $(($3 * 10)) ] || return 1
+		sleep 0.1
+	done
+}
+
+# slice FILE INDEX: md5 of region INDEX of FILE.
+slice() {
+	dd if="$1" bs=$REGION skip="$2" count=1 status=none | md5sum | cut -d' ' -f1
+}
+
+# io_check DEV PATTERN: write region i of PATTERN with the i-th I/O size,
+# read it back with the same size and compare. Prints the md5 of all
+# regions as read back in 1 MiB I/Os.
+io_check() {
+	local dev=$1 pat=$2 i=0 bs cnt off want got
+	for bs in $SIZES; do
+		cnt=$((REGION / bs))
+		off=$((i * cnt))
+		dd if="$pat" of="$dev" bs="$bs" count=$cnt skip=$off seek=$off \
+			oflag=direct status=none || kf_fail "write in $bs-byte I/Os failed"
+		dd if="$dev" of=/tmp/readback bs="$bs" count=$cnt skip=$off \
+			iflag=direct status=none || kf_fail "read in $bs-byte I/Os failed"
+		want=$(slice "$pat" $i)
+		got=$(md5sum </tmp/readback | cut -d' ' -f1)
+		[ "$want" = "$got" ] || kf_fail "$bs-byte I/Os: wrote $want, read back $got"
+		echo "  $bs-byte I/Os: $got" >&2
+		i=$((i + 1))
+	done
+	area "$dev"
+}
+
+# area DEV: md5 of the NREG regions, read in 1 MiB direct I/Os.
+area() {
+	dd if="$1" bs=$REGION count=$NREG iflag=direct status=none | md5sum | cut -d' ' -f1
+}
+
+# host_run NAME TRANSPORT SVCID: one cell of the matrix, on the host.
+host_run() {
+	local name=$1 ctrl sum again
+	kf_pattern /tmp/pattern $NREG
+	ctrl=$(connect "$2" "$KF_PEER_IP" "$3")
+	echo "$name: connected $ctrl ($(cat /sys/class/nvme/$ctrl/transport))" >&2
+	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace on $ctrl"
+	sum=$(io_check /dev/${ctrl}n1 /tmp/pattern)
+	[ "$sum" = "$(dd if=/tmp/pattern bs=$REGION count=$NREG status=none | md5sum | cut -d' ' -f1)" ] ||
+		kf_fail "$name: the regions differ from the pattern"
+	disconnect "$ctrl"
+	ctrl=$(connect "$2" "$KF_PEER_IP" "$3")
+	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace after reconnecting"
+	again=$(area /dev/${ctrl}n1)
+	[ "$again" = "$sum" ] || kf_fail "$name: after reconnecting read $again, wrote $sum"
+	disconnect "$ctrl"
+	echo "$name: wrote and read back $sum, also after reconnecting" >&2
+	echo "$sum"
+}
+
+# target_check NAME SUM: the namespace holds what the host wrote.
+target_check() {
+	local mine
+	mine=$(dd if=/dev/nullb0 bs=$REGION count=$NREG iflag=direct status=none | md5sum | cut -d' ' -f1)
+	echo "$1: host wrote $2, namespace holds $mine"
+	[ "$2" = "$mine" ] || kf_fail "$1: namespace content differs from what the host wrote"
+}
+
+# add_port ID TRTYPE ADDR SVCID: another port for the subsystem.
+add_port() {
+	local p=$CFS/ports/$1
+	mkdir "$p"
+	echo "$2" >"$p/addr_trtype"
+	echo ipv4 >"$p/addr_adrfam"
+	echo "$3" >"$p/addr_traddr"
+	echo "$4" >"$p/addr_trsvcid"
+	ln -s "$CFS/subsystems/$NQN" "$p/subsystems/$NQN"
+}
+
+del_port() {
+	rm -f "$CFS/ports/$1/subsystems/$NQN"
+	rmdir "$CFS/ports/$1"
+}
+
+# setup_target ADDR: the namespace, in a subsystem on a kfi port.
+setup_target() {
+	local s=$CFS/subsystems/$NQN
+	modprobe null_blk nr_devices=1 gb=1 memory_backed=1
+	modprobe kfi_verbs
+	modprobe nvmet-kfi
+	mkdir "$s"
+	echo 1 >"$s/attr_allow_any_host"
+	mkdir "$s/namespaces/1"
+	echo /dev/nullb0 >"$s/namespaces/1/device_path"
+	echo 1 >"$s/namespaces/1/enable"
+	add_port $KPORT kfi "$1" $KSVC
+}
+
+teardown_target() {
+	local s=$CFS/subsystems/$NQN
+	del_port $KPORT
+	echo 0 >"$s/namespaces/1/enable"
+	rmdir "$s/namespaces/1"
+	rmdir "$s"
+}
+
+test_A() {
+	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
+	setup_target "$KF_MY_IP"
+	modprobe nvmet-rdma
+	add_port $RPORT rdma "$KF_MY_IP" $RSVC
+	kf_barrier target-ready
+	target_check kfi-kfi "$(kf_exchange kfi-kfi -)"
+	target_check rdma-kfi "$(kf_exchange rdma-kfi -)"
+	target_check kfi-rdma "$(kf_exchange kfi-rdma -)"
+
+	kf_barrier remove-port
+	del_port $KPORT
+	echo "removed the kfi port"
+	kf_barrier port-removed
+	kf_barrier host-reconnecting
+	add_port $KPORT kfi "$KF_MY_IP" $KSVC
+	echo "added the kfi port back"
+	kf_barrier port-back
+	kf_barrier host-live
+	del_port $KPORT
+	kf_barrier port-removed-again
+	kf_barrier host-deleted
+	# nvmet-kfi has nothing left and unloads cleanly.
+	rmmod nvmet_kfi
+}
+
+test_B() {
+	local ctrl pid sum rc
+	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
+	modprobe kfi_verbs
+	modprobe nvme-kfi
+	modprobe nvme-rdma
+	kf_barrier target-ready
+	kf_exchange kfi-kfi "$(host_run kfi-kfi kfi $KSVC)" >/dev/null
+	kf_exchange rdma-kfi "$(host_run rdma-kfi rdma $KSVC)" >/dev/null
+	kf_exchange kfi-rdma "$(host_run kfi-rdma kfi $RSVC)" >/dev/null
+
+	# The port goes away under a connected host.
+	ctrl=$(connect kfi "$KF_PEER_IP" $KSVC reconnect_delay=1,ctrl_loss_tmo=120)
+	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	sum=$(area /dev/${ctrl}n1)
+	kf_barrier remove-port
+	kf_barrier port-removed
+	wait_state "$ctrl" connecting 60 ||
+		kf_fail "$ctrl did not start reconnecting (state $(state "$ctrl"))"
+	echo "$ctrl is $(state "$ctrl") after the port was removed"
+	# An I/O issued now waits for the controller to come back.
+	(dd if=/dev/${ctrl}n1 bs=$REGION count=$NREG iflag=direct status=none |
+		md5sum | cut -d' ' -f1 >/tmp/during) &
+	pid=$!
+	sleep 3
+	kill -0 $pid 2>/dev/null || kf_fail "I/O during reconnection ended early: $(cat /tmp/during)"
+	[ "$(state "$ctrl")" = connecting ] || kf_fail "$ctrl left connecting without a port"
+	kf_barrier host-reconnecting
+	kf_barrier port-back
+	wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(state "$ctrl"))"
+	rc=0
+	wait $pid || rc=$?
+	[ $rc -eq 0 ] || kf_fail "I/O across the reconnection failed ($rc)"
+	[ "$(cat /tmp/during)" = "$sum" ] ||
+		kf_fail "read $(cat /tmp/during) across the reconnection, expected $sum"
+	[ "$(area /dev/${ctrl}n1)" = "$sum" ] || kf_fail "data differs after reconnecting"
+	echo "$ctrl reconnected; I/O issued while it was away completed intact"
+	kf_barrier host-live
+
+	# Deleting a controller that is still trying to reconnect must not hang.
+	kf_barrier port-removed-again
+	wait_state "$ctrl" connecting 60 || kf_fail "$ctrl did not start reconnecting again"
+	timeout 60 sh -c "echo 1 >/sys/class/nvme/$ctrl/delete_controller" ||
+		kf_fail "deleting $ctrl while it reconnects hangs"
+	wait_state "$ctrl" gone 30 || kf_fail "$ctrl outlived its deletion"
+	echo "deleted $ctrl while it was reconnecting"
+	kf_barrier host-deleted
+	rmmod nvme_kfi
+}
+
+test_single() {
+	local sum rcvd
+	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
+	setup_target "$KF_PEER_IP"
+	modprobe nvme-kfi
+	sum=$(host_run kfi-kfi kfi $KSVC)
+	target_check kfi-kfi "$sum"
+	# The traffic crossed the veth pair: rxe0 talked to rxe1.
+	rcvd=$(rdma statistic show link rxe1/1 | sed -n 's/.* rcvd_pkts \([0-9]*\) .*/\1/p')
+	[ "${rcvd:-0}" -gt 1000 ] || kf_fail "the I/O did not reach rxe1 ($rcvd packets)"
+	teardown_target
+	rmmod nvme_kfi nvmet_kfi
+}

@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: GPL-2.0
+# Benchmark, not a test: kfabric over the NTB provider (kfi_ntb) on the NTB
+# test device, in one guest from one port to the other: kfi_selftest's
+# bench (RMA write and read bandwidth at 1 MiB, send/receive round trips),
+# and the guest's own memcpy() bandwidth (kfi_ntb/memcpy in debugfs) as
+# the reference the RMA numbers are divided by: the provider moves data
+# with the CPU, twice per transfer (into the peer's window, out of it).
+# Before it, on the same ports, the stock ntb_perf client measures the
+# device's own bandwidth (1 MiB chunks, CPU copies, as kfi_ntb without a
+# DMA engine); the two clients bind the device in turn, each with the
+# device driver freshly loaded. Every line is prefixed "BENCH " for
+# scripts/kf bench. Numbers are reported, never asserted.
+KF_MODES="single"
+PORT=18519
+DBG=/sys/kernel/debug
+NTB_P0=0000:00:05.0
+NTB_P1=0000:00:06.0
+ARGS="sizes=1M iters=${KF_BENCH_ITERS:-200}"
+
+kfn_wait_up() {
+	local i
+	for i in $(seq 1 300); do
+		grep -q '^link up' "$DBG/kfi_ntb/$1/info" 2>/dev/null &&
+			! grep -q '^peer -$' "$DBG/kfi_ntb/$1/info" && return 0
+		sleep 0.1
+	done
+	kf_fail "$1: kfi_ntb link did not come up"
+}
+
+# ntb_perf_mbs DEV: ntb_perf's bandwidth from DEV to its peer in MB/s (the
+# sum over its threads), empty when it did not run.
+ntb_perf_mbs() {
+	local p=$DBG/ntb_perf/$1 i
+	for i in $(seq 1 60); do
+		echo 0 >"$p/run" 2>/dev/null && break
+		sleep 0.5
+	done
+	# One "N: copied B bytes in U usecs, M MBytes/s" line per thread.
+	awk '/copied .* MBytes\/s/ { s += $(NF - 1); n++ } END { if (n) print s }' "$p/run"
+}
+
+test_single() {
+	perf=
+	if modprobe ntb_perf total_order=26 chunk_order=20 max_mw_size=0x400000 2>/dev/null &&
+		modprobe ntb_hw_ivshmem 2>/dev/null; then
+		perf=$(ntb_perf_mbs $NTB_P0)
+		echo "BENCH ntb_perf $NTB_P0 to $NTB_P1: ${perf:-failed} MB/s (64 MiB in 1 MiB chunks)"
+		rmmod ntb_hw_ivshmem
+	fi
+	rmmod ntb_perf 2>/dev/null || true
+	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
+		echo "BENCH kfi_ntb or ntb_hw_ivshmem is not built: no NTB benchmark"
+		return 0
+	fi
+	kfn_wait_up $NTB_P0
+	kfn_wait_up $NTB_P1
+	modprobe kfi_selftest
+	dir=$DBG/kfi_selftest
+	echo "serve fabric=ntb addr=$NTB_P0 port=$PORT" >"$dir/run"
+	echo "bench fabric=ntb addr=$NTB_P0 port=$PORT $ARGS" >"$dir/run" || {
+		sed 's/^/BENCH /' "$dir/results"
+		kf_fail "bench failed"
+	}
+	echo "stop" >"$dir/run"
+	memcpy=$(sed -n 's/^memcpy \([0-9]*\) MB\/s$/\1/p' "$DBG/kfi_ntb/memcpy")
+	echo "BENCH kfabric over NTB (kfi_ntb on ntb_hw_ivshmem, one guest, port to port): $ARGS"
+	echo "BENCH dma: $(sed -n 's/^dma //p' "$DBG/kfi_ntb/$NTB_P1/info")"
+	echo "BENCH runs: op qd bytes iters MB/s avg_ns"
+	awk '$1 == "#" && $3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ { $1 = ""; print "BENCH  " $0 }' \
+		"$dir/results"
+	awk -v memcpy="$memcpy" -v perf="${perf:-0}" '
+	$1 == "#" && $3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ {
+		if ($2 ~ /write$/ && $4 == 1048576 && $6 > w) w = $6
+		if ($2 ~ /read$/ && $4 == 1048576 && $6 > r) r = $6
+		if ($2 == "send_rtt" && (lat == "" || $4 < lat_size)) { lat = $7; lat_size = $4 }
+	}
+	END {
+		printf "BENCH memcpy_1MiB_MB/s %d\n", memcpy
+		printf "BENCH ntb_perf_1MiB_MB/s %d\n", perf
+		printf "BENCH rma_write_1MiB_MB/s %.2f ratio_to_memcpy %.3f ratio_to_ntb_perf %.3f\n",
+			w, memcpy ? w / memcpy : 0, perf ? w / perf : 0
+		printf "BENCH rma_read_1MiB_MB/s %.2f ratio_to_memcpy %.3f ratio_to_ntb_perf %.3f\n",
+			r, memcpy ? r / memcpy : 0, perf ? r / perf : 0
+		printf "BENCH send_recv_rtt_%dB_us %.1f\n", lat_size, lat / 1000
+	}' "$dir/results"
+	rmmod kfi_selftest
+	rmmod ntb_hw_ivshmem
+	rmmod kfi_ntb
+}
