@@ -8,6 +8,7 @@ KF_ROLE=${KF_ROLE:-single}
 # and rdma live in /usr/sbin and are called through these functions.
 ip() { /usr/sbin/ip "$@"; }
 rdma() { /usr/sbin/rdma "$@"; }
+fio() { /usr/sbin/fio "$@"; }
 
 # Print the reason a test fails and fail it.
 kf_fail() {
@@ -75,16 +76,89 @@ kf_nvmet_unexport() {
 	rmdir "$cfs/subsystems/$1"
 }
 
-# kf_nvme_connect TRANSPORT ADDR SVCID NQN: connect a host controller and
+# kf_nvme_connect TRANSPORT ADDR SVCID NQN [OPTIONS]: connect a host
+# controller (OPTIONS: more of the fabrics options, comma-separated) and
 # print its name (nvmeN).
 kf_nvme_connect() {
 	local out
 	exec 3<>/dev/nvme-fabrics
-	echo "transport=$1,traddr=$2,trsvcid=$3,nqn=$4" >&3
+	echo "transport=$1,traddr=$2,trsvcid=$3,nqn=$4${5:+,$5}" >&3
 	read -r out <&3
 	exec 3>&-
 	out=${out#instance=}
 	echo "nvme${out%%,*}"
+}
+
+# kf_nvme_state CTRL: the state of host controller CTRL, "gone" without it.
+kf_nvme_state() {
+	cat /sys/class/nvme/$1/state 2>/dev/null || echo gone
+}
+
+# kf_nvme_wait_state CTRL STATE SECONDS: wait for CTRL to reach STATE.
+kf_nvme_wait_state() {
+	local i=0
+	while [ "$(kf_nvme_state "$1")" != "$2" ]; do
+		i=$((i + 1))
+		[ $i -le $(($3 * 10)) ] || return 1
+		sleep 0.1
+	done
+}
+
+# Byte-verified NVMe I/O: KF_NVME_NREG regions of KF_NVME_REGION bytes, the
+# i-th written and read back in I/Os of the i-th of KF_NVME_SIZES.
+KF_NVME_SIZES="4096 16384 65536 262144 1048576"
+KF_NVME_REGION=1048576
+KF_NVME_NREG=5
+
+# kf_md5: the md5 of stdin, alone.
+kf_md5() {
+	md5sum | cut -d' ' -f1
+}
+
+# kf_nvme_area DEV: md5 of the regions, read in 1 MiB direct I/Os.
+kf_nvme_area() {
+	dd if="$1" bs=$KF_NVME_REGION count=$KF_NVME_NREG iflag=direct status=none | kf_md5
+}
+
+# kf_nvme_io_check DEV PATTERN: write region i of PATTERN (a file of
+# KF_NVME_NREG regions) to DEV with the i-th I/O size, read it back with the
+# same size and compare; then print the md5 of all regions as read back in
+# 1 MiB I/Os, which must be that of PATTERN.
+kf_nvme_io_check() {
+	local dev=$1 pat=$2 i=0 bs cnt off want got sum
+	for bs in $KF_NVME_SIZES; do
+		cnt=$((KF_NVME_REGION / bs))
+		off=$((i * cnt))
+		dd if="$pat" of="$dev" bs="$bs" count=$cnt skip=$off seek=$off \
+			oflag=direct status=none || kf_fail "write in $bs-byte I/Os failed"
+		dd if="$dev" of=/tmp/readback bs="$bs" count=$cnt skip=$off \
+			iflag=direct status=none || kf_fail "read in $bs-byte I/Os failed"
+		want=$(dd if="$pat" bs=$KF_NVME_REGION skip=$i count=1 status=none | kf_md5)
+		got=$(kf_md5 </tmp/readback)
+		[ "$want" = "$got" ] || kf_fail "$bs-byte I/Os: wrote $want, read back $got"
+		echo "  $bs-byte I/Os: $got" >&2
+		i=$((i + 1))
+	done
+	sum=$(kf_nvme_area "$dev")
+	want=$(dd if="$pat" bs=$KF_NVME_REGION count=$KF_NVME_NREG status=none | kf_md5)
+	[ "$sum" = "$want" ] || kf_fail "the regions read $sum, the pattern is $want"
+	echo "$sum"
+}
+
+# kf_fio_verify DEV NAME: fio writes DEV's first 8 MiB in random order with
+# a crc32c in every block (sizes 4 KiB to 256 KiB, 16 I/Os in flight), then
+# reads it all back and checks every block: fio's own checksums, on top of
+# the md5 comparisons. --thread: the guest kernel has no SysV shared memory.
+kf_fio_verify() {
+	[ -x /usr/sbin/fio ] || kf_fail "fio is not in the guest image"
+	fio --thread --name="$2" --filename="$1" --direct=1 --ioengine=libaio \
+		--iodepth=16 --rw=randwrite --bsrange=4k-256k --size=8M \
+		--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_dump=1 \
+		--output-format=terse --terse-version=3 >/tmp/fio.$2 2>&1 || {
+		cat /tmp/fio.$2 >&2
+		kf_fail "$2: fio verify failed"
+	}
+	echo "$2: fio wrote and verified 8 MiB (crc32c) on $1" >&2
 }
 
 # kf_pattern FILE MIB: write MIB MiB of random data to FILE.

@@ -64,7 +64,7 @@ kf_need_pkgs() {
 # Packages for building the kernel, checking the series and running guests.
 KF_HOST_PKGS=(git make gcc libc6-dev flex bison bc libelf-dev libssl-dev kmod cpio
 	xz-utils zstd rsync python3 perl ccache sparse codespell busybox-static
-	qemu-system-x86 iproute2 ca-certificates gzip python3-ply python3-git
+	qemu-system-x86 iproute2 fio ca-certificates gzip python3-ply python3-git
 	python3-sphinx python3-yaml)
 
 kf_host_setup() {

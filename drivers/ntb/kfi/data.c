@@ -255,7 +255,7 @@ static int kfn_mr_access(struct kfn_link *link, u64 key, u64 addr, u32 len,
 	int ret;
 
 	spin_lock_irqsave(&link->mr_lock, flags);
-	km = xa_load(&link->mrs, key >> 32);
+	km = xa_load(&link->mrs, key >> KFN_MR_GEN_BITS);
 	ret = kfi_mr_check(km ? &km->mr : NULL, key, addr, len,
 			   write ? KFI_ACCESS_REMOTE_WRITE : KFI_ACCESS_REMOTE_READ,
 			   &off);
@@ -273,7 +273,7 @@ static int kfn_remote_inv(struct kfn_link *link, u64 key)
 	int ret = -EINVAL;
 
 	spin_lock_irqsave(&link->mr_lock, flags);
-	km = xa_load(&link->mrs, key >> 32);
+	km = xa_load(&link->mrs, key >> KFN_MR_GEN_BITS);
 	if (km && km->mr.key == key && km->mr.length) {
 		km->mr.length = 0;
 		km->mr.access = 0;
@@ -1356,9 +1356,8 @@ static int kfn_mr_op(struct kfn_ep *kep, struct kfi_mr *mr,
 		ret = -EBUSY;
 	} else if (iov) {
 		km->iov = *iov;
-		if (!++km->gen)
-			km->gen = 1;
-		mr->key = (u64)km->index << 32 | km->gen;
+		km->gen = (km->gen + 1) & KFN_MR_GEN_MASK;
+		mr->key = km->index << KFN_MR_GEN_BITS | km->gen;
 		mr->addr = (u64)km->index << 40;
 		mr->length = iov->len;
 		mr->access = access;

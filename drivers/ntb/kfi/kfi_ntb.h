@@ -13,6 +13,7 @@
 #ifndef _KFI_NTB_H
 #define _KFI_NTB_H
 
+#include <linux/bits.h>
 #include <linux/mutex.h>
 #include <linux/ntb.h>
 #include <linux/spinlock.h>
@@ -44,7 +45,15 @@ enum kfn_spad {
 #define KFN_MIN_CHAN		SZ_16K
 #define KFN_MAX_CHUNK		SZ_64K
 #define KFN_MAX_CHANNELS	256
-#define KFN_MR_INDEX_MAX	0xffffff
+/*
+ * Memory region keys are 32 bits, the size of the keys in NVMe keyed SGL
+ * data blocks and of RDMA rkeys: a region's index above a generation that
+ * changes with every mapping, so a key is only reused after that many
+ * mappings of the same region.
+ */
+#define KFN_MR_GEN_BITS		12
+#define KFN_MR_GEN_MASK		GENMASK(KFN_MR_GEN_BITS - 1, 0)
+#define KFN_MR_INDEX_MAX	GENMASK(31 - KFN_MR_GEN_BITS, 0)
 
 /**
  * struct kfn_hdr - the header of the control area or of a channel

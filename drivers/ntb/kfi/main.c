@@ -397,7 +397,7 @@ void kfn_fill_attr(struct kfn_link *link)
 	a->max_rma_size = SZ_16M;
 	a->max_mr_size = SZ_1G;
 	a->max_mr_segs = SZ_1G >> PAGE_SHIFT;
-	a->mr_key_size = sizeof(u64);
+	a->mr_key_size = sizeof(u32);
 	a->cq_data_size = sizeof(u32);
 	a->max_cm_data = KFI_CM_DATA_MAX;
 	a->max_reject_data = KFI_CM_DATA_MAX;

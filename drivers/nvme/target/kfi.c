@@ -899,13 +899,31 @@ static void nvmet_kfi_cm_reject(struct kfi_connreq *req,
 	kfi_reject(req, &rej, sizeof(rej));
 }
 
+/*
+ * Completions one read/write helper transfer of a command may take. A
+ * provider that implements the helper completes a transfer once; where
+ * the core carries it, as on NTB, every RMA operation of it completes:
+ * one per max_rma_sge pages and per max_rma_size bytes (see
+ * kfi_rw_max_ops()). The queue is sized for the larger of the two.
+ */
+static u32 nvmet_kfi_rw_cqes(const struct kfi_domain_attr *attr)
+{
+	u32 segs = NVMET_KFI_MAX_IO_SIZE / PAGE_SIZE;
+
+	return DIV_ROUND_UP(segs, min(segs, attr->max_rma_sge)) +
+	       DIV_ROUND_UP_ULL(NVMET_KFI_MAX_IO_SIZE, attr->max_rma_size);
+}
+
 static int nvmet_kfi_create_queue_ep(struct nvmet_kfi_queue *queue,
 				     struct kfi_domain *domain)
 {
 	const struct kfi_domain_attr *attr = kfi_domain_attr(domain);
 	struct kfi_cq_attr cq_attr = {
-		/* receives, responses and helper contexts, and the drain */
-		.nr_cqe = queue->recv_queue_size + 2 * queue->send_queue_size + 2,
+		/* receives, responses and helper transfers, and the drain */
+		.nr_cqe = min_t(u64, attr->max_cqe,
+				queue->recv_queue_size + queue->send_queue_size +
+				(u64)queue->send_queue_size *
+				nvmet_kfi_rw_cqes(attr) + 2),
 		.poll_ctx = KFI_POLL_WORKQUEUE,	/* kfi_rw_ctx_init() may sleep */
 	};
 	struct kfi_ep_attr ep_attr = {

@@ -13,16 +13,21 @@
 # hang, and everything must resume once the port is back), and finally the
 # controller is deleted while it is still trying to reconnect.
 #
-# Single mode runs nvme-kfi -> nvmet-kfi across rxe0/rxe1 in one guest.
+# The nvme-kfi -> nvmet-kfi cell also runs fio with verify=crc32c.
+#
+# Single mode runs nvme-kfi -> nvmet-kfi across rxe0/rxe1 in one guest,
+# fio verify included, then deletes the host's Soft-RoCE device (rxe0)
+# while a write is in flight and adds it back: the controller reconnects
+# (reconnect_delay=1), the write completes and the data reads back intact.
+#
 # Without "nvmet-rdma: run commands that beat ESTABLISHED from a work
 # item", the nvme-kfi -> nvmet-rdma cell gets a lockdep report whenever
 # the host's connect command overtakes the ESTABLISHED event, since kfi
 # ports are enabled and removed here (see 20-nvme-rdma-interop.sh).
 KF_MODES="single pair"
 NQN=nqn.2026-11.io.kfabric:nvme-kfi
-SIZES="4096 16384 65536 262144 1048576"
-REGION=1048576
-NREG=5
+REGION=$KF_NVME_REGION
+NREG=$KF_NVME_NREG
 CFS=/sys/kernel/config/nvmet
 # Ports and services of their own: 20-nvme-rdma-interop.sh leaves its port
 # 1 on 4420 configured.
@@ -38,13 +43,7 @@ have_modules() {
 
 # connect TRANSPORT ADDR SVCID [OPTIONS]: connect a controller, print nvmeN.
 connect() {
-	local out
-	exec 3<>/dev/nvme-fabrics
-	echo "transport=$1,traddr=$2,trsvcid=$3,nqn=$NQN${4:+,$4}" >&3
-	read -r out <&3
-	exec 3>&-
-	out=${out#instance=}
-	echo "nvme${out%%,*}"
+	kf_nvme_connect "$1" "$2" "$3" "$NQN" "${4:-}"
 }
 
 disconnect() {
@@ -52,60 +51,29 @@ disconnect() {
 }
 
 state() {
-	cat /sys/class/nvme/$1/state 2>/dev/null || echo gone
+	kf_nvme_state "$1"
 }
 
-# wait_state CTRL STATE SECONDS
 wait_state() {
-	local i=0
-	while [ "$(state "$1")" != "$2" ]; do
-		i=$((i + 1))
-		[ $i -le $(($3 * 10)) ] || return 1
-		sleep 0.1
-	done
+	kf_nvme_wait_state "$@"
 }
 
-# slice FILE INDEX: md5 of region INDEX of FILE.
-slice() {
-	dd if="$1" bs=$REGION skip="$2" count=1 status=none | md5sum | cut -d' ' -f1
-}
-
-# io_check DEV PATTERN: write region i of PATTERN with the i-th I/O size,
-# read it back with the same size and compare. Prints the md5 of all
-# regions as read back in 1 MiB I/Os.
-io_check() {
-	local dev=$1 pat=$2 i=0 bs cnt off want got
-	for bs in $SIZES; do
-		cnt=$((REGION / bs))
-		off=$((i * cnt))
-		dd if="$pat" of="$dev" bs="$bs" count=$cnt skip=$off seek=$off \
-			oflag=direct status=none || kf_fail "write in $bs-byte I/Os failed"
-		dd if="$dev" of=/tmp/readback bs="$bs" count=$cnt skip=$off \
-			iflag=direct status=none || kf_fail "read in $bs-byte I/Os failed"
-		want=$(slice "$pat" $i)
-		got=$(md5sum </tmp/readback | cut -d' ' -f1)
-		[ "$want" = "$got" ] || kf_fail "$bs-byte I/Os: wrote $want, read back $got"
-		echo "  $bs-byte I/Os: $got" >&2
-		i=$((i + 1))
-	done
-	area "$dev"
-}
-
-# area DEV: md5 of the NREG regions, read in 1 MiB direct I/Os.
 area() {
-	dd if="$1" bs=$REGION count=$NREG iflag=direct status=none | md5sum | cut -d' ' -f1
+	kf_nvme_area "$1"
 }
 
-# host_run NAME TRANSPORT SVCID: one cell of the matrix, on the host.
+# host_run NAME TRANSPORT SVCID [fio]: one cell of the matrix, on the
+# host; with "fio", fio's verify pass runs too.
 host_run() {
 	local name=$1 ctrl sum again
 	kf_pattern /tmp/pattern $NREG
 	ctrl=$(connect "$2" "$KF_PEER_IP" "$3")
 	echo "$name: connected $ctrl ($(cat /sys/class/nvme/$ctrl/transport))" >&2
 	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace on $ctrl"
-	sum=$(io_check /dev/${ctrl}n1 /tmp/pattern)
-	[ "$sum" = "$(dd if=/tmp/pattern bs=$REGION count=$NREG status=none | md5sum | cut -d' ' -f1)" ] ||
-		kf_fail "$name: the regions differ from the pattern"
+	if [ "${4:-}" = fio ]; then
+		kf_fio_verify /dev/${ctrl}n1 "$name"
+	fi
+	sum=$(kf_nvme_io_check /dev/${ctrl}n1 /tmp/pattern)
 	disconnect "$ctrl"
 	ctrl=$(connect "$2" "$KF_PEER_IP" "$3")
 	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace after reconnecting"
@@ -119,7 +87,7 @@ host_run() {
 # target_check NAME SUM: the namespace holds what the host wrote.
 target_check() {
 	local mine
-	mine=$(dd if=/dev/nullb0 bs=$REGION count=$NREG iflag=direct status=none | md5sum | cut -d' ' -f1)
+	mine=$(dd if=/dev/nullb0 bs=$REGION count=$NREG iflag=direct status=none | kf_md5)
 	echo "$1: host wrote $2, namespace holds $mine"
 	[ "$2" = "$mine" ] || kf_fail "$1: namespace content differs from what the host wrote"
 }
@@ -195,7 +163,7 @@ test_B() {
 	modprobe nvme-kfi
 	modprobe nvme-rdma
 	kf_barrier target-ready
-	kf_exchange kfi-kfi "$(host_run kfi-kfi kfi $KSVC)" >/dev/null
+	kf_exchange kfi-kfi "$(host_run kfi-kfi kfi $KSVC fio)" >/dev/null
 	kf_exchange rdma-kfi "$(host_run rdma-kfi rdma $KSVC)" >/dev/null
 	kf_exchange kfi-rdma "$(host_run kfi-rdma kfi $RSVC)" >/dev/null
 
@@ -210,7 +178,7 @@ test_B() {
 	echo "$ctrl is $(state "$ctrl") after the port was removed"
 	# An I/O issued now waits for the controller to come back.
 	(dd if=/dev/${ctrl}n1 bs=$REGION count=$NREG iflag=direct status=none |
-		md5sum | cut -d' ' -f1 >/tmp/during) &
+		kf_md5 >/tmp/during) &
 	pid=$!
 	sleep 3
 	kill -0 $pid 2>/dev/null || kf_fail "I/O during reconnection ended early: $(cat /tmp/during)"
@@ -238,16 +206,56 @@ test_B() {
 	rmmod nvme_kfi
 }
 
+# rxe_removal_during_io CTRL: delete the host's Soft-RoCE device (rxe0)
+# while a writer moves the pattern to CTRL's namespace, then add it back:
+# the controller must fall back to reconnecting, the write must wait and
+# complete once the device is back, and the namespace must then read back
+# as the pattern.
+rxe_removal_during_io() {
+	local ctrl=$1 pid rc=0 sum
+	kf_pattern /tmp/pattern2 $NREG
+	sum=$(dd if=/tmp/pattern2 bs=$REGION count=$NREG status=none | kf_md5)
+	# 64 KiB I/Os: eighty of them, most still to go when rxe0 leaves.
+	dd if=/tmp/pattern2 of=/dev/${ctrl}n1 bs=64k oflag=direct status=none &
+	pid=$!
+	sleep 1
+	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before rxe0 was deleted"
+	rdma link delete rxe0
+	echo "deleted rxe0 with the writer running; $ctrl is $(state "$ctrl")" >&2
+	wait_state "$ctrl" connecting 60 ||
+		kf_fail "$ctrl did not start reconnecting (state $(state "$ctrl"))"
+	sleep 2
+	kill -0 $pid 2>/dev/null || kf_fail "the write ended while rxe0 was gone"
+	kf_rxe_setup veth0 rxe0
+	wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(state "$ctrl"))"
+	wait $pid || rc=$?
+	[ $rc -eq 0 ] || kf_fail "the write across the removal of rxe0 failed ($rc)"
+	[ "$(area /dev/${ctrl}n1)" = "$sum" ] ||
+		kf_fail "after rxe0 came back the namespace differs from what was written"
+	echo "$ctrl reconnected after rxe0 came back; the write completed intact" >&2
+	echo "$sum"
+}
+
 test_single() {
-	local sum rcvd
+	local sum rcvd ctrl
 	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
 	setup_target "$KF_PEER_IP"
 	modprobe nvme-kfi
-	sum=$(host_run kfi-kfi kfi $KSVC)
+	sum=$(host_run kfi-kfi kfi $KSVC fio)
 	target_check kfi-kfi "$sum"
 	# The traffic crossed the veth pair: rxe0 talked to rxe1.
 	rcvd=$(rdma statistic show link rxe1/1 | sed -n 's/.* rcvd_pkts \([0-9]*\) .*/\1/p')
 	[ "${rcvd:-0}" -gt 1000 ] || kf_fail "the I/O did not reach rxe1 ($rcvd packets)"
+
+	# The host's device goes away under I/O and comes back.
+	ctrl=$(connect kfi "$KF_PEER_IP" $KSVC reconnect_delay=1,ctrl_loss_tmo=120)
+	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	sum=$(rxe_removal_during_io "$ctrl")
+	target_check rxe-removal "$sum"
+	kf_fio_verify /dev/${ctrl}n1 after-rxe-removal
+	disconnect "$ctrl"
+	wait_state "$ctrl" gone 30 || kf_fail "$ctrl outlived its deletion"
+
 	teardown_target
 	rmmod nvme_kfi nvmet_kfi
 }

@@ -61,13 +61,15 @@ test_single() {
 		sed 's/^/BENCH /' "$dir/results"
 		kf_fail "bench failed"
 	}
+	# "stop" replaces the results: keep the bench's.
+	cp "$dir/results" /tmp/bench-kfi-ntb.results
 	echo "stop" >"$dir/run"
 	memcpy=$(sed -n 's/^memcpy \([0-9]*\) MB\/s$/\1/p' "$DBG/kfi_ntb/memcpy")
 	echo "BENCH kfabric over NTB (kfi_ntb on ntb_hw_ivshmem, one guest, port to port): $ARGS"
 	echo "BENCH dma: $(sed -n 's/^dma //p' "$DBG/kfi_ntb/$NTB_P1/info")"
 	echo "BENCH runs: op qd bytes iters MB/s avg_ns"
 	awk '$1 == "#" && $3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ { $1 = ""; print "BENCH  " $0 }' \
-		"$dir/results"
+		/tmp/bench-kfi-ntb.results
 	awk -v memcpy="$memcpy" -v perf="${perf:-0}" '
 	$1 == "#" && $3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ {
 		if ($2 ~ /write$/ && $4 == 1048576 && $6 > w) w = $6
@@ -82,7 +84,7 @@ test_single() {
 		printf "BENCH rma_read_1MiB_MB/s %.2f ratio_to_memcpy %.3f ratio_to_ntb_perf %.3f\n",
 			r, memcpy ? r / memcpy : 0, perf ? r / perf : 0
 		printf "BENCH send_recv_rtt_%dB_us %.1f\n", lat_size, lat / 1000
-	}' "$dir/results"
+	}' /tmp/bench-kfi-ntb.results
 	rmmod kfi_selftest
 	rmmod ntb_hw_ivshmem
 	rmmod kfi_ntb

@@ -1,0 +1,216 @@
+# SPDX-License-Identifier: GPL-2.0
+# NVMe over Fabrics on kfabric over the NTB provider: nvme-kfi and
+# nvmet-kfi on kfi_ntb, on the NTB test device (ntb_hw_ivshmem).
+#
+# The target's port is a kfi port whose address is an NTB device name
+# (addr_adrfam pci, addr_traddr 0000:00:05.0): the discovery log then
+# reports transport type kfi, as the wire is not NVMe/RDMA. The host
+# connects with transport=kfi,traddr=0000:00:05.0: a connection to a node
+# goes out on the link whose peer has that name. Pair mode: target on
+# guest A, host on guest B, one port each, cabled to each other. Single
+# mode: target on 0000:00:05.0, host through 0000:00:06.0, its peer.
+#
+# The host runs fio with verify=crc32c, then writes a random pattern with
+# O_DIRECT in 4 KiB to 1 MiB I/Os and reads every region back with the
+# same size, disconnects, reconnects and reads it again; the target checks
+# the bytes in its namespace (null_blk, memory_backed=1). Then the NTB link
+# is pulled (the device's debugfs knob) while a write is in flight: the
+# controller must fall back to reconnecting (reconnect_delay=1), the write
+# must wait and complete once the link is back, and the data must read back
+# intact on both sides. Skipped when the tree has no NTB device, provider
+# or NVMe kfi transports.
+KF_MODES="single pair"
+NQN=nqn.2026-11.io.kfabric:nvme-kfi-ntb
+CFS=/sys/kernel/config/nvmet
+DBG=/sys/kernel/debug
+NTB_P0=0000:00:05.0
+NTB_P1=0000:00:06.0
+PORT=63 SVC=4440
+REGION=$KF_NVME_REGION
+NREG=$KF_NVME_NREG
+OPTS=reconnect_delay=1,ctrl_loss_tmo=120
+KF_RDV_TIMEOUT=300
+
+# load: the NTB provider before the device, so that it is the client the
+# ports bind to; false (after a message) when something is not built.
+load() {
+	local d=/lib/modules/$(uname -r)
+	if [ -z "$(find "$d" -name 'nvme-kfi.ko*' 2>/dev/null)" ] ||
+		[ -z "$(find "$d" -name 'nvmet-kfi.ko*' 2>/dev/null)" ] ||
+		! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
+		echo "nvme-kfi, nvmet-kfi, kfi_ntb or ntb_hw_ivshmem is not built: nothing to test"
+		modprobe -r kfi_ntb 2>/dev/null || true
+		return 1
+	fi
+}
+
+unload() {
+	rmmod ntb_hw_ivshmem
+	rmmod kfi_ntb
+}
+
+# link_wait DEV up|down: wait for kfi_ntb's view of DEV's link (up: with
+# the peer's name known).
+link_wait() {
+	local i info
+	for i in $(seq 1 300); do
+		info=$(cat "$DBG/kfi_ntb/$1/info" 2>/dev/null) || info=
+		if [ "$2" = up ]; then
+			case $info in *"link up"*)
+				echo "$info" | grep -q '^peer -$' || return 0 ;;
+			esac
+		else
+			case $info in *"link down"*) return 0 ;; esac
+		fi
+		sleep 0.1
+	done
+	cat "$DBG/kfi_ntb/$1/info" 2>/dev/null || true
+	kf_fail "$1: kfi_ntb link did not go $2"
+}
+
+setup_target() {
+	local s=$CFS/subsystems/$NQN p=$CFS/ports/$PORT
+	modprobe null_blk nr_devices=1 gb=1 memory_backed=1
+	modprobe nvmet-kfi
+	mkdir "$s"
+	echo 1 >"$s/attr_allow_any_host"
+	mkdir "$s/namespaces/1"
+	echo /dev/nullb0 >"$s/namespaces/1/device_path"
+	echo 1 >"$s/namespaces/1/enable"
+	mkdir "$p"
+	echo kfi >"$p/addr_trtype"
+	echo pci >"$p/addr_adrfam"
+	echo $NTB_P0 >"$p/addr_traddr"
+	echo $SVC >"$p/addr_trsvcid"
+	ln -s "$s" "$p/subsystems/$NQN"
+}
+
+teardown_target() {
+	local s=$CFS/subsystems/$NQN
+	rm -f "$CFS/ports/$PORT/subsystems/$NQN"
+	rmdir "$CFS/ports/$PORT"
+	echo 0 >"$s/namespaces/1/enable"
+	rmdir "$s/namespaces/1"
+	rmdir "$s"
+	rmmod nvmet_kfi
+}
+
+# target_check NAME SUM: the namespace holds what the host wrote.
+target_check() {
+	local mine
+	mine=$(dd if=/dev/nullb0 bs=$REGION count=$NREG iflag=direct status=none | kf_md5)
+	echo "$1: host wrote $2, namespace holds $mine"
+	[ "$2" = "$mine" ] || kf_fail "$1: namespace content differs from what the host wrote"
+}
+
+connect() {
+	kf_nvme_connect kfi $NTB_P0 $SVC "$NQN" $OPTS
+}
+
+disconnect() {
+	echo 1 >/sys/class/nvme/$1/delete_controller
+	kf_nvme_wait_state "$1" gone 30 || kf_fail "$1 outlived its deletion"
+}
+
+# host_io DEV: fio verify and the byte-verified I/O, disconnect, reconnect
+# and read again, from the host's NTB port DEV. Prints the md5 of the
+# regions.
+host_io() {
+	local ctrl sum again bound
+	kf_pattern /tmp/pattern $NREG
+	ctrl=$(connect)
+	echo "connected $ctrl ($(cat /sys/class/nvme/$ctrl/transport)," \
+		"$(cat /sys/class/nvme/$ctrl/address))" >&2
+	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	# Its queues are connections on the host's NTB port.
+	bound=$(sed -n 's/^channels bound \([0-9]*\).*/\1/p' "$DBG/kfi_ntb/$1/info")
+	[ "${bound:-0}" -gt 0 ] || kf_fail "$ctrl has no connection on $1"
+	kf_fio_verify /dev/${ctrl}n1 kfi-ntb
+	sum=$(kf_nvme_io_check /dev/${ctrl}n1 /tmp/pattern)
+	disconnect "$ctrl"
+	ctrl=$(connect)
+	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace after reconnecting"
+	again=$(kf_nvme_area /dev/${ctrl}n1)
+	[ "$again" = "$sum" ] || kf_fail "after reconnecting read $again, wrote $sum"
+	disconnect "$ctrl"
+	echo "wrote and read back $sum, also after reconnecting" >&2
+	echo "$sum"
+}
+
+# host_linkdown: pull the NTB link (on the host's port DEV, $1) while a
+# write is in flight, put it back; prints the md5 of what was written.
+host_linkdown() {
+	local dev=$1 ctrl pid rc=0 sum
+	ctrl=$(connect)
+	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	kf_pattern /tmp/pattern2 $NREG
+	sum=$(dd if=/tmp/pattern2 bs=$REGION count=$NREG status=none | kf_md5)
+	dd if=/tmp/pattern2 of=/dev/${ctrl}n1 bs=64k oflag=direct status=none &
+	pid=$!
+	sleep 0.5
+	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before the link went down"
+	echo down >"$DBG/ntb_hw_ivshmem/$dev/link"
+	link_wait "$dev" down
+	echo "pulled the link of $dev with the writer running" >&2
+	kf_nvme_wait_state "$ctrl" connecting 60 ||
+		kf_fail "$ctrl did not start reconnecting (state $(kf_nvme_state "$ctrl"))"
+	sleep 2
+	if kill -0 $pid 2>/dev/null; then
+		[ "$(kf_nvme_state "$ctrl")" = connecting ] ||
+			kf_fail "$ctrl left connecting without a link"
+	fi
+	echo up >"$DBG/ntb_hw_ivshmem/$dev/link"
+	link_wait "$dev" up
+	kf_nvme_wait_state "$ctrl" live 60 ||
+		kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
+	wait $pid || rc=$?
+	[ $rc -eq 0 ] || kf_fail "the write across the link loss failed ($rc)"
+	[ "$(kf_nvme_area /dev/${ctrl}n1)" = "$sum" ] ||
+		kf_fail "after the link came back the namespace differs from what was written"
+	kf_fio_verify /dev/${ctrl}n1 after-linkdown
+	# fio wrote the first 8 MiB: put the pattern back for the target.
+	dd if=/tmp/pattern2 of=/dev/${ctrl}n1 bs=1M oflag=direct status=none
+	disconnect "$ctrl"
+	echo "$ctrl reconnected after the link came back; the write completed intact" >&2
+	echo "$sum"
+}
+
+test_single() {
+	local sum
+	load || return 0
+	link_wait $NTB_P0 up
+	link_wait $NTB_P1 up
+	setup_target
+	modprobe nvme-kfi
+	sum=$(host_io $NTB_P1)
+	target_check kfi-ntb "$sum"
+	sum=$(host_linkdown $NTB_P0)
+	target_check kfi-ntb-linkdown "$sum"
+	teardown_target
+	rmmod nvme_kfi
+	unload
+}
+
+test_A() {
+	load || { kf_barrier target-ready; kf_barrier host-done; return 0; }
+	link_wait $NTB_P0 up
+	setup_target
+	kf_barrier target-ready
+	target_check kfi-ntb "$(kf_exchange kfi-ntb -)"
+	target_check kfi-ntb-linkdown "$(kf_exchange kfi-ntb-linkdown -)"
+	kf_barrier host-done
+	teardown_target
+	unload
+}
+
+test_B() {
+	load || { kf_barrier target-ready; kf_barrier host-done; return 0; }
+	link_wait $NTB_P0 up
+	modprobe nvme-kfi
+	kf_barrier target-ready
+	kf_exchange kfi-ntb "$(host_io $NTB_P0)" >/dev/null
+	kf_exchange kfi-ntb-linkdown "$(host_linkdown $NTB_P0)" >/dev/null
+	kf_barrier host-done
+	rmmod nvme_kfi
+	unload
+}
