@@ -226,3 +226,34 @@ kf_selftest() {
 	esac
 	[ "$rc" -eq 0 ] || kf_fail "kfi_selftest '$*' failed"
 }
+
+# The NTB provider (kfi_ntb) on the NTB test device (ntb_hw_ivshmem).
+# kf_ntb_load: the provider first, so that it is the client the ports bind
+# to, then the device; false, with nothing left loaded, when either is
+# not built.
+kf_ntb_load() {
+	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
+		echo "kfi_ntb or ntb_hw_ivshmem is not built"
+		modprobe -r kfi_ntb 2>/dev/null || true
+		return 1
+	fi
+}
+
+# kf_ntb_wait DEV up|down: wait for kfi_ntb's view of DEV's link (up: with
+# the peer's name known); fails the test after 30 s.
+kf_ntb_wait() {
+	local i info
+	for i in $(seq 1 300); do
+		info=$(cat "/sys/kernel/debug/kfi_ntb/$1/info" 2>/dev/null) || info=
+		if [ "$2" = up ]; then
+			case $info in *"link up"*)
+				echo "$info" | grep -q '^peer -$' || return 0 ;;
+			esac
+		else
+			case $info in *"link down"*) return 0 ;; esac
+		fi
+		sleep 0.1
+	done
+	cat "/sys/kernel/debug/kfi_ntb/$1/info" 2>/dev/null || true
+	kf_fail "$1: kfi_ntb link did not go $2"
+}

@@ -13,40 +13,15 @@ DBG=/sys/kernel/debug
 NTB_P0=0000:00:05.0
 NTB_P1=0000:00:06.0
 
-kfn_load() {
-	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
-		echo "kfi_ntb or ntb_hw_ivshmem is not built: nothing to test"
-		modprobe -r kfi_ntb 2>/dev/null || true
-		return 1
-	fi
-}
-
-# kfn_wait DEV up|down: wait for kfi_ntb's view of DEV's link.
-kfn_wait() {
-	local i info
-	for i in $(seq 1 300); do
-		info=$(cat "$DBG/kfi_ntb/$1/info" 2>/dev/null) || info=
-		if [ "$2" = up ]; then
-			case $info in *"link up"*)
-				echo "$info" | grep -q '^peer -$' || return 0 ;;
-			esac
-		else
-			case $info in *"link down"*) return 0 ;; esac
-		fi
-		sleep 0.1
-	done
-	kf_fail "$1: kfi_ntb link did not go $2"
-}
-
 # kfn_bound DEV: connections with a channel on DEV.
 kfn_bound() {
 	sed -n 's/^channels bound \([0-9]*\).*/\1/p' "$DBG/kfi_ntb/$1/info"
 }
 
 test_single() {
-	kfn_load || return 0
-	kfn_wait $NTB_P0 up
-	kfn_wait $NTB_P1 up
+	kf_ntb_load || return 0
+	kf_ntb_wait $NTB_P0 up
+	kf_ntb_wait $NTB_P1 up
 	modprobe kfi_selftest
 	run=$DBG/kfi_selftest/run
 
@@ -62,8 +37,8 @@ test_single() {
 	[ "$(kfn_bound $NTB_P0)" -gt 0 ] || kf_fail "no connection to pull the link under"
 	sleep 1
 	echo down >"$DBG/ntb_hw_ivshmem/$NTB_P0/link"
-	kfn_wait $NTB_P0 down
-	kfn_wait $NTB_P1 down
+	kf_ntb_wait $NTB_P0 down
+	kf_ntb_wait $NTB_P1 down
 	wait $client || rc=$?
 	[ "$rc" -ne 0 ] || kf_fail "the client went on without a link"
 	grep -q '^ *not ok' "$DBG/kfi_selftest/results" ||
@@ -71,8 +46,8 @@ test_single() {
 	[ "$(kfn_bound $NTB_P0)" -eq 0 ] && [ "$(kfn_bound $NTB_P1)" -eq 0 ] ||
 		kf_fail "channels still bound after the link went down"
 	echo up >"$DBG/ntb_hw_ivshmem/$NTB_P0/link"
-	kfn_wait $NTB_P0 up
-	kfn_wait $NTB_P1 up
+	kf_ntb_wait $NTB_P0 up
+	kf_ntb_wait $NTB_P1 up
 	# The responder still listens: connect again.
 	kf_selftest client fabric=ntb addr=$NTB_P0 port=$PORT tests=connect,sendrecv,rma_write,rma_read sizes=65536
 

@@ -37,9 +37,8 @@ load() {
 	local d=/lib/modules/$(uname -r)
 	if [ -z "$(find "$d" -name 'nvme-kfi.ko*' 2>/dev/null)" ] ||
 		[ -z "$(find "$d" -name 'nvmet-kfi.ko*' 2>/dev/null)" ] ||
-		! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
+		! kf_ntb_load; then
 		echo "nvme-kfi, nvmet-kfi, kfi_ntb or ntb_hw_ivshmem is not built: nothing to test"
-		modprobe -r kfi_ntb 2>/dev/null || true
 		return 1
 	fi
 }
@@ -47,25 +46,6 @@ load() {
 unload() {
 	rmmod ntb_hw_ivshmem
 	rmmod kfi_ntb
-}
-
-# link_wait DEV up|down: wait for kfi_ntb's view of DEV's link (up: with
-# the peer's name known).
-link_wait() {
-	local i info
-	for i in $(seq 1 300); do
-		info=$(cat "$DBG/kfi_ntb/$1/info" 2>/dev/null) || info=
-		if [ "$2" = up ]; then
-			case $info in *"link up"*)
-				echo "$info" | grep -q '^peer -$' || return 0 ;;
-			esac
-		else
-			case $info in *"link down"*) return 0 ;; esac
-		fi
-		sleep 0.1
-	done
-	cat "$DBG/kfi_ntb/$1/info" 2>/dev/null || true
-	kf_fail "$1: kfi_ntb link did not go $2"
 }
 
 setup_target() {
@@ -150,7 +130,7 @@ host_linkdown() {
 	sleep 0.5
 	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before the link went down"
 	echo down >"$DBG/ntb_hw_ivshmem/$dev/link"
-	link_wait "$dev" down
+	kf_ntb_wait "$dev" down
 	echo "pulled the link of $dev with the writer running" >&2
 	kf_nvme_wait_state "$ctrl" connecting 60 ||
 		kf_fail "$ctrl did not start reconnecting (state $(kf_nvme_state "$ctrl"))"
@@ -160,7 +140,7 @@ host_linkdown() {
 			kf_fail "$ctrl left connecting without a link"
 	fi
 	echo up >"$DBG/ntb_hw_ivshmem/$dev/link"
-	link_wait "$dev" up
+	kf_ntb_wait "$dev" up
 	kf_nvme_wait_state "$ctrl" live 60 ||
 		kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
 	wait $pid || rc=$?
@@ -178,8 +158,8 @@ host_linkdown() {
 test_single() {
 	local sum
 	load || return 0
-	link_wait $NTB_P0 up
-	link_wait $NTB_P1 up
+	kf_ntb_wait $NTB_P0 up
+	kf_ntb_wait $NTB_P1 up
 	setup_target
 	modprobe nvme-kfi
 	sum=$(host_io $NTB_P1)
@@ -193,7 +173,7 @@ test_single() {
 
 test_A() {
 	load || { kf_barrier target-ready; kf_barrier host-done; return 0; }
-	link_wait $NTB_P0 up
+	kf_ntb_wait $NTB_P0 up
 	setup_target
 	kf_barrier target-ready
 	target_check kfi-ntb "$(kf_exchange kfi-ntb -)"
@@ -205,7 +185,7 @@ test_A() {
 
 test_B() {
 	load || { kf_barrier target-ready; kf_barrier host-done; return 0; }
-	link_wait $NTB_P0 up
+	kf_ntb_wait $NTB_P0 up
 	modprobe nvme-kfi
 	kf_barrier target-ready
 	kf_exchange kfi-ntb "$(host_io $NTB_P0)" >/dev/null

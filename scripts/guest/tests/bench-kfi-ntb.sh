@@ -17,16 +17,6 @@ NTB_P0=0000:00:05.0
 NTB_P1=0000:00:06.0
 ARGS="sizes=1M iters=${KF_BENCH_ITERS:-200}"
 
-kfn_wait_up() {
-	local i
-	for i in $(seq 1 300); do
-		grep -q '^link up' "$DBG/kfi_ntb/$1/info" 2>/dev/null &&
-			! grep -q '^peer -$' "$DBG/kfi_ntb/$1/info" && return 0
-		sleep 0.1
-	done
-	kf_fail "$1: kfi_ntb link did not come up"
-}
-
 # ntb_perf_mbs DEV: ntb_perf's bandwidth from DEV to its peer in MB/s (the
 # sum over its threads), empty when it did not run.
 ntb_perf_mbs() {
@@ -52,8 +42,8 @@ test_single() {
 		echo "BENCH kfi_ntb or ntb_hw_ivshmem is not built: no NTB benchmark"
 		return 0
 	fi
-	kfn_wait_up $NTB_P0
-	kfn_wait_up $NTB_P1
+	kf_ntb_wait $NTB_P0 up
+	kf_ntb_wait $NTB_P1 up
 	modprobe kfi_selftest
 	dir=$DBG/kfi_selftest
 	echo "serve fabric=ntb addr=$NTB_P0 port=$PORT" >"$dir/run"

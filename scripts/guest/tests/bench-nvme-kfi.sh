@@ -34,17 +34,9 @@ port() {
 }
 
 ntb_up() {
-	local i
-	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
-		modprobe -r kfi_ntb 2>/dev/null || true
-		return 1
-	fi
-	for i in $(seq 1 300); do
-		grep -q '^link up' "$DBG/kfi_ntb/$NTB_P0/info" 2>/dev/null &&
-			! grep -q '^peer -$' "$DBG/kfi_ntb/$NTB_P0/info" && return 0
-		sleep 0.1
-	done
-	return 1
+	kf_ntb_load || return 1
+	# A subshell: a link that stays down means no NTB rows, not a failure.
+	(kf_ntb_wait $NTB_P0 up >/dev/null)
 }
 
 # run NAME DEV RW BS QD: one fio job; prints "NAME RW BS QD MB/s IOPS
