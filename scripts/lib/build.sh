@@ -118,27 +118,52 @@ kf_series_paths() {
 	git -C "$1" diff --name-only --no-renames "$KF_BASE_REV" HEAD
 }
 
-# kf_static_checks SRC OUT: W=1 + sparse over the directories whose C files
-# the last commit changed (all of the series' directories when it changed
-# a header), and kernel-doc over the files it changed that the series
-# adds. Earlier commits were checked at their own step. Prints the
-# diagnostics (one per line); the caller decides which are new.
-kf_static_checks() {
-	local src=$1 out=$2 d
-	local -a dirs docs changed
-	mapfile -t changed < <(git -C "$src" diff --name-only --no-renames HEAD~1 HEAD)
-	if printf '%s\n' "${changed[@]}" | grep -q '\.h$'; then
-		mapfile -t dirs < <(kf_series_paths "$src" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+# kf_series_objs SRC [REV]: the objects of the C files that the series up
+# to HEAD touches (all of them), or that the commit REV touches when REV is
+# given and changed no header.
+kf_series_objs() {
+	local src=$1 f
+	local -a files
+	if [ -n "${2:-}" ] && ! git -C "$src" diff --name-only --no-renames "$2~1" "$2" | grep -q '\.h$'; then
+		mapfile -t files < <(git -C "$src" diff --name-only --no-renames "$2~1" "$2" | grep '\.c$')
 	else
-		mapfile -t dirs < <(printf '%s\n' "${changed[@]}" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+		mapfile -t files < <(kf_series_paths "$src" | grep '\.c$')
 	fi
+	for f in "${files[@]}"; do
+		echo "${f%.c}.o"
+	done
+}
+
+# kf_sparse_w1 SRC OUT OBJ...: W=1 and sparse over the objects OBJ. Only
+# these files are compiled again (with W=1; the next build compiles them
+# back from ccache), not whole directories, which keeps a bisect step short.
+kf_sparse_w1() {
+	local src=$1 out=$2 o
+	local -a objs=()
+	shift 2
+	for o in "$@"; do
+		[ -f "$src/${o%.o}.c" ] && objs+=("$o")
+	done
+	((${#objs[@]})) || return 0
+	# -k: an object this configuration does not build stops only itself.
+	kf_make "$src" "$out" -k W=1 C=2 CHECK="$KF_SPARSE" "${objs[@]}" 2>&1 |
+		grep -E '(warning|error):' || true
+}
+
+# kf_static_checks SRC OUT: W=1 + sparse over the C files the last commit
+# changed (all of the series' C files when it changed a header), and
+# kernel-doc over the files it changed that the series adds. Earlier
+# commits were checked at their own step. Prints the diagnostics (one per
+# line); the caller decides which are new.
+kf_static_checks() {
+	local src=$1 out=$2
+	local -a objs docs changed
+	mapfile -t changed < <(git -C "$src" diff --name-only --no-renames HEAD~1 HEAD)
 	((${#changed[@]})) || return 0
+	mapfile -t objs < <(kf_series_objs "$src" HEAD)
+	kf_sparse_w1 "$src" "$out" "${objs[@]}"
 	mapfile -t docs < <(git -C "$src" diff --name-only --no-renames --diff-filter=A \
 		"$KF_BASE_REV" HEAD -- "${changed[@]}" | grep -E '\.[ch]$')
-	for d in "${dirs[@]}"; do
-		[ -d "$src/$d" ] || continue
-		kf_make "$src" "$out" W=1 C=2 CHECK="$KF_SPARSE" "$d/" 2>&1 | grep -E '(warning|error):' || true
-	done
 	((${#docs[@]})) && (cd "$src" && scripts/kernel-doc -none -Wall "${docs[@]}" 2>&1) || true
 }
 
@@ -188,15 +213,12 @@ kf_cmd_bisect() {
 	# The base's own diagnostics, including those of the directories the
 	# whole series will touch, are the baseline for every prefix.
 	git -C "$KF_TEST_TREE" checkout -q "$KF_TEST_BRANCH"
-	local -a all_dirs
-	mapfile -t all_dirs < <(kf_series_paths "$KF_TEST_TREE" | grep '\.c$' | xargs -r -n1 dirname | sort -u)
+	local -a all_objs
+	mapfile -t all_objs < <(kf_series_objs "$KF_TEST_TREE")
 	git -C "$KF_TEST_TREE" checkout -q --detach "$KF_BASE_REV"
 	{
 		grep -E '(warning|error):' "$KF_BUILD/build.log"
-		for d in "${all_dirs[@]}"; do
-			[ -d "$KF_TEST_TREE/$d" ] || continue
-			kf_make "$KF_TEST_TREE" "$KF_BUILD" W=1 C=2 CHECK="$KF_SPARSE" "$d/" 2>&1 | grep -E '(warning|error):'
-		done
+		kf_sparse_w1 "$KF_TEST_TREE" "$KF_BUILD" "${all_objs[@]}"
 	} | kf_norm_diag >"$base_diag"
 	kf_log "base built in $(($(date +%s) - t0))s"
 	for i in "${!commits[@]}"; do
