@@ -52,7 +52,7 @@ kf_copy_bin() {
 
 # kf_initramfs OUT: build OUT/initramfs.cpio.gz from the build in OUT.
 kf_initramfs() {
-	local out=$1 stage=$1/initramfs a b
+	local out=$1 stage=$1/initramfs a b t
 	rm -rf "$stage"
 	mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,run,kf/tests,lib64}
 	for a in $(/bin/busybox --list); do
@@ -66,6 +66,11 @@ kf_initramfs() {
 	# absolute path.
 	for b in "${KF_GUEST_BINS[@]}"; do
 		kf_copy_bin "$stage" "$b" "/usr/sbin/$(basename "$b")"
+	done
+	# Small tools of the test bed itself, static so they need no library.
+	for t in "$KF_TOP"/scripts/guest/tools/*.c; do
+		gcc -static -O2 -Wall -Werror -o "$stage/usr/sbin/kf-$(basename "$t" .c)" "$t" ||
+			kf_die "cannot build $t"
 	done
 	kf_make "$KF_TEST_TREE" "$out" -s INSTALL_MOD_PATH="$stage" INSTALL_MOD_STRIP=1 \
 		modules_install >"$out/modules_install.log" 2>&1 ||
@@ -257,8 +262,13 @@ kf_boot_mode() {
 	local -a ntb
 	[ -n "$filter" ] && extra="$extra kf.filter=$filter"
 	deadline=$(($(date +%s) + KF_GUEST_TIMEOUT))
-	# This runs in a subshell of its own (see kf_guests).
-	trap 'kf_ntb_stop "$KF_RUNS/single" "$KF_RUNS/pairA" "$KF_RUNS/pairB"' EXIT
+	# This runs in a subshell of its own (see kf_guests), maybe next to
+	# the other mode's: stop only this mode's guests.
+	if [ "$mode" = single ]; then
+		trap 'kf_ntb_stop "$KF_RUNS/single"' EXIT
+	else
+		trap 'kf_ntb_stop "$KF_RUNS/pairA" "$KF_RUNS/pairB"' EXIT
+	fi
 	trap 'exit 130' INT TERM
 	case "$mode" in
 	single)
