@@ -47,33 +47,84 @@ kf_barrier() {
 	kf_exchange "$1" - >/dev/null
 }
 
-# kf_nvmet_export TRTYPE NQN DEVICE ADDR SVCID: export DEVICE as namespace 1
-# of subsystem NQN on a new port (id 1) through configfs.
-kf_nvmet_export() {
-	local cfs=/sys/kernel/config/nvmet s p
-	s=$cfs/subsystems/$2
-	p=$cfs/ports/1
+KF_CFS=/sys/kernel/config/nvmet
+
+# kf_nvmet_subsys NQN BACKING...: subsystem NQN, open to any host, whose
+# namespace i is backed by the i-th BACKING: a block device, or a regular
+# file (a RAM file here: served through the page cache, buffered_io, which
+# needs nothing of the file system the initramfs root is).
+kf_nvmet_subsys() {
+	local s=$KF_CFS/subsystems/$1 n=0 b
+	shift
 	mkdir "$s"
 	echo 1 >"$s/attr_allow_any_host"
-	mkdir "$s/namespaces/1"
-	echo "$3" >"$s/namespaces/1/device_path"
-	echo 1 >"$s/namespaces/1/enable"
+	for b in "$@"; do
+		n=$((n + 1))
+		mkdir "$s/namespaces/$n"
+		echo "$b" >"$s/namespaces/$n/device_path"
+		if [ -f "$b" ]; then echo 1 >"$s/namespaces/$n/buffered_io"; fi
+		echo 1 >"$s/namespaces/$n/enable"
+	done
+}
+
+# kf_nvmet_subsys_del NQN: disable and remove its namespaces, then it.
+kf_nvmet_subsys_del() {
+	local s=$KF_CFS/subsystems/$1 n
+	for n in "$s"/namespaces/*; do
+		[ -d "$n" ] || continue
+		echo 0 >"$n/enable"
+		rmdir "$n"
+	done
+	rmdir "$s"
+}
+
+# kf_nvmet_port ID TRTYPE ADRFAM ADDR SVCID NQN: port ID, serving NQN.
+kf_nvmet_port() {
+	local p=$KF_CFS/ports/$1
 	mkdir "$p"
-	echo "$1" >"$p/addr_trtype"
-	echo ipv4 >"$p/addr_adrfam"
+	echo "$2" >"$p/addr_trtype"
+	echo "$3" >"$p/addr_adrfam"
 	echo "$4" >"$p/addr_traddr"
 	echo "$5" >"$p/addr_trsvcid"
-	ln -s "$s" "$p/subsystems/$2"
+	ln -s "$KF_CFS/subsystems/$6" "$p/subsystems/$6"
+}
+
+# kf_nvmet_port_del ID NQN: undo kf_nvmet_port.
+kf_nvmet_port_del() {
+	rm -f "$KF_CFS/ports/$1/subsystems/$2"
+	rmdir "$KF_CFS/ports/$1"
+}
+
+# kf_nvmet_export TRTYPE NQN DEVICE ADDR SVCID: export DEVICE as namespace 1
+# of subsystem NQN on a new IPv4 port (id 1).
+kf_nvmet_export() {
+	kf_nvmet_subsys "$2" "$3"
+	kf_nvmet_port 1 "$1" ipv4 "$4" "$5" "$2"
 }
 
 # kf_nvmet_unexport NQN: undo kf_nvmet_export.
 kf_nvmet_unexport() {
-	local cfs=/sys/kernel/config/nvmet
-	rm -f "$cfs/ports/1/subsystems/$1"
-	rmdir "$cfs/ports/1"
-	echo 0 >"$cfs/subsystems/$1/namespaces/1/enable"
-	rmdir "$cfs/subsystems/$1/namespaces/1"
-	rmdir "$cfs/subsystems/$1"
+	kf_nvmet_port_del 1 "$1"
+	kf_nvmet_subsys_del "$1"
+}
+
+# kf_nvme_target_check NAME SUM [BACKING]: the first regions of BACKING
+# (default /dev/nullb0) hold SUM, what the host says it wrote.
+kf_nvme_target_check() {
+	local b=${3:-/dev/nullb0} mine
+	if [ -b "$b" ]; then
+		mine=$(dd if="$b" bs=$KF_NVME_REGION count=$KF_NVME_NREG iflag=direct status=none | kf_md5)
+	else
+		mine=$(dd if="$b" bs=$KF_NVME_REGION count=$KF_NVME_NREG status=none | kf_md5)
+	fi
+	echo "$1: host wrote $2, $b holds $mine"
+	[ "$2" = "$mine" ] || kf_fail "$1: $b differs from what the host wrote"
+}
+
+# kf_nvme_ramfile: a RAM file for a second namespace (16 MiB of zeroes).
+KF_NVME_RAMFILE=/tmp/nvmet-ns2.img
+kf_nvme_ramfile() {
+	dd if=/dev/zero of=$KF_NVME_RAMFILE bs=1M count=16 status=none
 }
 
 # kf_nvme_connect TRANSPORT ADDR SVCID NQN [OPTIONS]: connect a host
@@ -102,6 +153,43 @@ kf_nvme_wait_state() {
 		[ $i -le $(($3 * 10)) ] || return 1
 		sleep 0.1
 	done
+}
+
+# kf_nvme_disconnect CTRL: delete host controller CTRL and wait for it to go.
+kf_nvme_disconnect() {
+	echo 1 >/sys/class/nvme/$1/delete_controller
+	kf_nvme_wait_state "$1" gone 30 || kf_fail "$1 outlived its deletion"
+}
+
+# kf_nvme_discover TRANSPORT ADDR SVCID: connect to the discovery
+# controller there, print its discovery log page (kf-nvme-disc: a line per
+# record) and disconnect.
+kf_nvme_discover() {
+	local ctrl out rc=0
+	ctrl=$(kf_nvme_connect "$1" "$2" "$3" nqn.2014-08.org.nvmexpress.discovery)
+	kf_wait_for /dev/$ctrl 30 || kf_fail "no discovery controller node /dev/$ctrl"
+	out=$(/usr/sbin/kf-nvme-disc /dev/$ctrl) || rc=$?
+	kf_nvme_disconnect "$ctrl"
+	[ $rc -eq 0 ] || kf_fail "reading the discovery log from $ctrl failed"
+	echo "$out"
+}
+
+# kf_nvme_disc_check LOG NQN TRTYPE ADRFAM TRADDR: the discovery log LOG
+# has a record for NQN with these transport type and address.
+kf_nvme_disc_check() {
+	echo "$1" | grep "subnqn=$2\$" | grep -q "^trtype=$3 adrfam=$4 .* traddr=$5 " || {
+		echo "$1" >&2
+		kf_fail "no discovery record for $2 with trtype $3, adrfam $4, traddr $5"
+	}
+	echo "discovery log: $2 at trtype $3, adrfam $4, traddr $5"
+}
+
+# kf_nvme_queues CTRL MIN: host controller CTRL has at least MIN I/O queues.
+kf_nvme_queues() {
+	local n
+	n=$(($(cat /sys/class/nvme/$1/queue_count) - 1))
+	[ "$n" -ge "$2" ] || kf_fail "$1 has $n I/O queues, expected at least $2"
+	echo "$1: $n I/O queues" >&2
 }
 
 # Byte-verified NVMe I/O: KF_NVME_NREG regions of KF_NVME_REGION bytes, the
@@ -145,20 +233,27 @@ kf_nvme_io_check() {
 	echo "$sum"
 }
 
-# kf_fio_verify DEV NAME: fio writes DEV's first 8 MiB in random order with
-# a crc32c in every block (sizes 4 KiB to 256 KiB, 16 I/Os in flight), then
-# reads it all back and checks every block: fio's own checksums, on top of
-# the md5 comparisons. --thread: the guest kernel has no SysV shared memory.
+# kf_fio_verify DEV NAME [poll]: fio writes DEV's first 8 MiB in random
+# order with a crc32c in every block (sizes 4 KiB to 256 KiB, 16 I/Os in
+# flight), then reads it all back and checks every block: fio's own
+# checksums, on top of the md5 comparisons. With "poll", 4 MiB in polled
+# synchronous I/Os (RWF_HIPRI), which go to the controller's poll queues.
+# --thread: the guest kernel has no SysV shared memory.
 kf_fio_verify() {
+	local how="--ioengine=libaio --iodepth=16 --bsrange=4k-256k --size=8M" what="8 MiB"
+	if [ "${3:-}" = poll ]; then
+		how="--ioengine=pvsync2 --hipri --bsrange=4k-64k --size=4M"
+		what="4 MiB polled"
+	fi
 	[ -x /usr/sbin/fio ] || kf_fail "fio is not in the guest image"
-	fio --thread --name="$2" --filename="$1" --direct=1 --ioengine=libaio \
-		--iodepth=16 --rw=randwrite --bsrange=4k-256k --size=8M \
+	# shellcheck disable=SC2086
+	fio --thread --name="$2" --filename="$1" --direct=1 $how --rw=randwrite \
 		--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_dump=1 \
 		--output-format=terse --terse-version=3 >/tmp/fio.$2 2>&1 || {
 		cat /tmp/fio.$2 >&2
 		kf_fail "$2: fio verify failed"
 	}
-	echo "$2: fio wrote and verified 8 MiB (crc32c) on $1" >&2
+	echo "$2: fio wrote and verified $what (crc32c) on $1" >&2
 }
 
 # kf_pattern FILE MIB: write MIB MiB of random data to FILE.

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # NVMe over Fabrics on kfabric (nvme-kfi, nvmet-kfi) over Soft-RoCE.
 #
-# Pair mode (target on guest A, host on guest B, null_blk namespace with
-# memory_backed=1): the matrix nvme-kfi -> nvmet-kfi, nvme-rdma -> nvmet-kfi
+# Pair mode (target on guest A, host on guest B; namespace 1 a null_blk
+# with memory_backed=1, namespace 2 a RAM file): first the discovery log,
+# read by nvme-kfi and by nvme-rdma, must list the subsystem on the kfi
+# port as transport type rdma, the wire it speaks; then the matrix nvme-kfi -> nvmet-kfi, nvme-rdma -> nvmet-kfi
 # and nvme-kfi -> nvmet-rdma. For each, the host writes a random pattern
 # with O_DIRECT in 4 KiB, 16 KiB, 64 KiB, 256 KiB and 1 MiB I/Os (one
 # 1 MiB region per size), reads every region back with the same size and
@@ -13,10 +15,12 @@
 # hang, and everything must resume once the port is back), and finally the
 # controller is deleted while it is still trying to reconnect.
 #
-# The nvme-kfi -> nvmet-kfi cell also runs fio with verify=crc32c.
+# The nvme-kfi -> nvmet-kfi cell also connects with a write and a poll
+# queue besides the default one, runs fio with verify=crc32c, interrupt
+# driven and polled, and checks namespace 2 the same way.
 #
-# Single mode runs nvme-kfi -> nvmet-kfi across rxe0/rxe1 in one guest,
-# fio verify included, then deletes the host's Soft-RoCE device (rxe0)
+# Single mode runs the discovery log and the nvme-kfi -> nvmet-kfi cell
+# across rxe0/rxe1 in one guest, then deletes the host's Soft-RoCE device (rxe0)
 # while a write is in flight and adds it back: the controller reconnects
 # (reconnect_delay=1), the write completes and the data reads back intact.
 #
@@ -28,7 +32,6 @@ KF_MODES="single pair"
 NQN=nqn.2026-11.io.kfabric:nvme-kfi
 REGION=$KF_NVME_REGION
 NREG=$KF_NVME_NREG
-CFS=/sys/kernel/config/nvmet
 # Ports and services of their own: 20-nvme-rdma-interop.sh leaves its port
 # 1 on 4420 configured.
 KPORT=61 KSVC=4430 RPORT=62 RSVC=4431
@@ -46,110 +49,80 @@ connect() {
 	kf_nvme_connect "$1" "$2" "$3" "$NQN" "${4:-}"
 }
 
-disconnect() {
-	echo 1 >/sys/class/nvme/$1/delete_controller
-}
-
-state() {
-	kf_nvme_state "$1"
-}
-
-wait_state() {
-	kf_nvme_wait_state "$@"
-}
-
-area() {
-	kf_nvme_area "$1"
-}
-
-# host_run NAME TRANSPORT SVCID [fio]: one cell of the matrix, on the
-# host; with "fio", fio's verify pass runs too.
+# host_run NAME TRANSPORT SVCID [full]: one cell of the matrix, on the
+# host. With "full", the controller also gets a write and a poll queue
+# besides the default one, fio verifies with interrupts and polled, and
+# namespace 2 (a RAM file on the target) is written and read back too;
+# prints "SUM1 SUM2", else "SUM1".
 host_run() {
-	local name=$1 ctrl sum again
+	local name=$1 ctrl sum sum2= again opts=
+	[ "${4:-}" = full ] && opts=nr_write_queues=1,nr_poll_queues=1
 	kf_pattern /tmp/pattern $NREG
-	ctrl=$(connect "$2" "$KF_PEER_IP" "$3")
+	ctrl=$(connect "$2" "$KF_PEER_IP" "$3" $opts)
 	echo "$name: connected $ctrl ($(cat /sys/class/nvme/$ctrl/transport))" >&2
 	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace on $ctrl"
-	if [ "${4:-}" = fio ]; then
+	if [ "${4:-}" = full ]; then
+		kf_nvme_queues "$ctrl" 3
 		kf_fio_verify /dev/${ctrl}n1 "$name"
+		kf_fio_verify /dev/${ctrl}n1 "$name-polled" poll
+		kf_wait_blk /dev/${ctrl}n2 30 || kf_fail "$name: no namespace 2 on $ctrl"
+		kf_pattern /tmp/pattern.n2 $NREG
+		sum2=$(kf_nvme_io_check /dev/${ctrl}n2 /tmp/pattern.n2)
 	fi
 	sum=$(kf_nvme_io_check /dev/${ctrl}n1 /tmp/pattern)
-	disconnect "$ctrl"
+	kf_nvme_disconnect "$ctrl"
 	ctrl=$(connect "$2" "$KF_PEER_IP" "$3")
 	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace after reconnecting"
-	again=$(area /dev/${ctrl}n1)
+	again=$(kf_nvme_area /dev/${ctrl}n1)
 	[ "$again" = "$sum" ] || kf_fail "$name: after reconnecting read $again, wrote $sum"
-	disconnect "$ctrl"
+	kf_nvme_disconnect "$ctrl"
 	echo "$name: wrote and read back $sum, also after reconnecting" >&2
-	echo "$sum"
+	echo "$sum${sum2:+ $sum2}"
 }
 
-# target_check NAME SUM: the namespace holds what the host wrote.
+# target_check NAME "SUM1 [SUM2]": the namespaces hold what the host wrote.
 target_check() {
-	local mine
-	mine=$(dd if=/dev/nullb0 bs=$REGION count=$NREG iflag=direct status=none | kf_md5)
-	echo "$1: host wrote $2, namespace holds $mine"
-	[ "$2" = "$mine" ] || kf_fail "$1: namespace content differs from what the host wrote"
+	set -- "$1" $2
+	kf_nvme_target_check "$1" "$2"
+	[ -z "${3:-}" ] || kf_nvme_target_check "$1" "$3" $KF_NVME_RAMFILE
 }
 
-# add_port ID TRTYPE ADDR SVCID: another port for the subsystem.
-add_port() {
-	local p=$CFS/ports/$1
-	mkdir "$p"
-	echo "$2" >"$p/addr_trtype"
-	echo ipv4 >"$p/addr_adrfam"
-	echo "$3" >"$p/addr_traddr"
-	echo "$4" >"$p/addr_trsvcid"
-	ln -s "$CFS/subsystems/$NQN" "$p/subsystems/$NQN"
-}
-
-del_port() {
-	rm -f "$CFS/ports/$1/subsystems/$NQN"
-	rmdir "$CFS/ports/$1"
-}
-
-# setup_target ADDR: the namespace, in a subsystem on a kfi port.
+# setup_target ADDR: the namespaces (null_blk, a RAM file), in a subsystem
+# on a kfi port.
 setup_target() {
-	local s=$CFS/subsystems/$NQN
 	modprobe null_blk nr_devices=1 gb=1 memory_backed=1
 	modprobe kfi_verbs
 	modprobe nvmet-kfi
-	mkdir "$s"
-	echo 1 >"$s/attr_allow_any_host"
-	mkdir "$s/namespaces/1"
-	echo /dev/nullb0 >"$s/namespaces/1/device_path"
-	echo 1 >"$s/namespaces/1/enable"
-	add_port $KPORT kfi "$1" $KSVC
+	kf_nvme_ramfile
+	kf_nvmet_subsys $NQN /dev/nullb0 $KF_NVME_RAMFILE
+	kf_nvmet_port $KPORT kfi ipv4 "$1" $KSVC $NQN
 }
 
 teardown_target() {
-	local s=$CFS/subsystems/$NQN
-	del_port $KPORT
-	echo 0 >"$s/namespaces/1/enable"
-	rmdir "$s/namespaces/1"
-	rmdir "$s"
+	kf_nvmet_port_del $KPORT $NQN
+	kf_nvmet_subsys_del $NQN
 }
 
 test_A() {
 	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
 	setup_target "$KF_MY_IP"
 	modprobe nvmet-rdma
-	add_port $RPORT rdma "$KF_MY_IP" $RSVC
+	kf_nvmet_port $RPORT rdma ipv4 "$KF_MY_IP" $RSVC $NQN
 	kf_barrier target-ready
 	target_check kfi-kfi "$(kf_exchange kfi-kfi -)"
 	target_check rdma-kfi "$(kf_exchange rdma-kfi -)"
 	target_check kfi-rdma "$(kf_exchange kfi-rdma -)"
 
 	kf_barrier remove-port
-	del_port $KPORT
+	kf_nvmet_port_del $KPORT $NQN
 	echo "removed the kfi port"
 	kf_barrier port-removed
 	kf_barrier host-reconnecting
-	add_port $KPORT kfi "$KF_MY_IP" $KSVC
+	kf_nvmet_port $KPORT kfi ipv4 "$KF_MY_IP" $KSVC $NQN
 	echo "added the kfi port back"
 	kf_barrier port-back
 	kf_barrier host-live
-	del_port $KPORT
+	kf_nvmet_port_del $KPORT $NQN
 	kf_barrier port-removed-again
 	kf_barrier host-deleted
 	# nvmet-kfi has nothing left and unloads cleanly.
@@ -163,44 +136,48 @@ test_B() {
 	modprobe nvme-kfi
 	modprobe nvme-rdma
 	kf_barrier target-ready
-	kf_exchange kfi-kfi "$(host_run kfi-kfi kfi $KSVC fio)" >/dev/null
+	# The kfi port speaks NVMe/RDMA on the wire, and says so: to
+	# nvme-kfi and to a stock nvme-rdma host alike.
+	kf_nvme_disc_check "$(kf_nvme_discover kfi "$KF_PEER_IP" $KSVC)" $NQN 1 1 "$KF_PEER_IP"
+	kf_nvme_disc_check "$(kf_nvme_discover rdma "$KF_PEER_IP" $KSVC)" $NQN 1 1 "$KF_PEER_IP"
+	kf_exchange kfi-kfi "$(host_run kfi-kfi kfi $KSVC full)" >/dev/null
 	kf_exchange rdma-kfi "$(host_run rdma-kfi rdma $KSVC)" >/dev/null
 	kf_exchange kfi-rdma "$(host_run kfi-rdma kfi $RSVC)" >/dev/null
 
 	# The port goes away under a connected host.
 	ctrl=$(connect kfi "$KF_PEER_IP" $KSVC reconnect_delay=1,ctrl_loss_tmo=120)
 	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
-	sum=$(area /dev/${ctrl}n1)
+	sum=$(kf_nvme_area /dev/${ctrl}n1)
 	kf_barrier remove-port
 	kf_barrier port-removed
-	wait_state "$ctrl" connecting 60 ||
-		kf_fail "$ctrl did not start reconnecting (state $(state "$ctrl"))"
-	echo "$ctrl is $(state "$ctrl") after the port was removed"
+	kf_nvme_wait_state "$ctrl" connecting 60 ||
+		kf_fail "$ctrl did not start reconnecting (state $(kf_nvme_state "$ctrl"))"
+	echo "$ctrl is $(kf_nvme_state "$ctrl") after the port was removed"
 	# An I/O issued now waits for the controller to come back.
 	(dd if=/dev/${ctrl}n1 bs=$REGION count=$NREG iflag=direct status=none |
 		kf_md5 >/tmp/during) &
 	pid=$!
 	sleep 3
 	kill -0 $pid 2>/dev/null || kf_fail "I/O during reconnection ended early: $(cat /tmp/during)"
-	[ "$(state "$ctrl")" = connecting ] || kf_fail "$ctrl left connecting without a port"
+	[ "$(kf_nvme_state "$ctrl")" = connecting ] || kf_fail "$ctrl left connecting without a port"
 	kf_barrier host-reconnecting
 	kf_barrier port-back
-	wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(state "$ctrl"))"
+	kf_nvme_wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
 	rc=0
 	wait $pid || rc=$?
 	[ $rc -eq 0 ] || kf_fail "I/O across the reconnection failed ($rc)"
 	[ "$(cat /tmp/during)" = "$sum" ] ||
 		kf_fail "read $(cat /tmp/during) across the reconnection, expected $sum"
-	[ "$(area /dev/${ctrl}n1)" = "$sum" ] || kf_fail "data differs after reconnecting"
+	[ "$(kf_nvme_area /dev/${ctrl}n1)" = "$sum" ] || kf_fail "data differs after reconnecting"
 	echo "$ctrl reconnected; I/O issued while it was away completed intact"
 	kf_barrier host-live
 
 	# Deleting a controller that is still trying to reconnect must not hang.
 	kf_barrier port-removed-again
-	wait_state "$ctrl" connecting 60 || kf_fail "$ctrl did not start reconnecting again"
+	kf_nvme_wait_state "$ctrl" connecting 60 || kf_fail "$ctrl did not start reconnecting again"
 	timeout 60 sh -c "echo 1 >/sys/class/nvme/$ctrl/delete_controller" ||
 		kf_fail "deleting $ctrl while it reconnects hangs"
-	wait_state "$ctrl" gone 30 || kf_fail "$ctrl outlived its deletion"
+	kf_nvme_wait_state "$ctrl" gone 30 || kf_fail "$ctrl outlived its deletion"
 	echo "deleted $ctrl while it was reconnecting"
 	kf_barrier host-deleted
 	rmmod nvme_kfi
@@ -221,16 +198,16 @@ rxe_removal_during_io() {
 	sleep 1
 	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before rxe0 was deleted"
 	rdma link delete rxe0
-	echo "deleted rxe0 with the writer running; $ctrl is $(state "$ctrl")" >&2
-	wait_state "$ctrl" connecting 60 ||
-		kf_fail "$ctrl did not start reconnecting (state $(state "$ctrl"))"
+	echo "deleted rxe0 with the writer running; $ctrl is $(kf_nvme_state "$ctrl")" >&2
+	kf_nvme_wait_state "$ctrl" connecting 60 ||
+		kf_fail "$ctrl did not start reconnecting (state $(kf_nvme_state "$ctrl"))"
 	sleep 2
 	kill -0 $pid 2>/dev/null || kf_fail "the write ended while rxe0 was gone"
 	kf_rxe_setup veth0 rxe0
-	wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(state "$ctrl"))"
+	kf_nvme_wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
 	wait $pid || rc=$?
 	[ $rc -eq 0 ] || kf_fail "the write across the removal of rxe0 failed ($rc)"
-	[ "$(area /dev/${ctrl}n1)" = "$sum" ] ||
+	[ "$(kf_nvme_area /dev/${ctrl}n1)" = "$sum" ] ||
 		kf_fail "after rxe0 came back the namespace differs from what was written"
 	echo "$ctrl reconnected after rxe0 came back; the write completed intact" >&2
 	echo "$sum"
@@ -241,7 +218,8 @@ test_single() {
 	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
 	setup_target "$KF_PEER_IP"
 	modprobe nvme-kfi
-	sum=$(host_run kfi-kfi kfi $KSVC fio)
+	kf_nvme_disc_check "$(kf_nvme_discover kfi "$KF_PEER_IP" $KSVC)" $NQN 1 1 "$KF_PEER_IP"
+	sum=$(host_run kfi-kfi kfi $KSVC full)
 	target_check kfi-kfi "$sum"
 	# The traffic crossed the veth pair: rxe0 talked to rxe1.
 	rcvd=$(rdma statistic show link rxe1/1 | sed -n 's/.* rcvd_pkts \([0-9]*\) .*/\1/p')
@@ -253,8 +231,7 @@ test_single() {
 	sum=$(rxe_removal_during_io "$ctrl")
 	target_check rxe-removal "$sum"
 	kf_fio_verify /dev/${ctrl}n1 after-rxe-removal
-	disconnect "$ctrl"
-	wait_state "$ctrl" gone 30 || kf_fail "$ctrl outlived its deletion"
+	kf_nvme_disconnect "$ctrl"
 
 	teardown_target
 	rmmod nvme_kfi nvmet_kfi

@@ -10,18 +10,21 @@
 # guest A, host on guest B, one port each, cabled to each other. Single
 # mode: target on 0000:00:05.0, host through 0000:00:06.0, its peer.
 #
-# The host runs fio with verify=crc32c, then writes a random pattern with
-# O_DIRECT in 4 KiB to 1 MiB I/Os and reads every region back with the
-# same size, disconnects, reconnects and reads it again; the target checks
-# the bytes in its namespace (null_blk, memory_backed=1). Then the NTB link
-# is pulled (the device's debugfs knob) while a write is in flight: the
-# controller must fall back to reconnecting (reconnect_delay=1), the write
+# The host reads the discovery log (the subsystem must be listed with
+# transport type kfi and address family pci), connects with a write and a
+# poll queue besides the default one and runs fio with verify=crc32c,
+# interrupt driven and polled, then writes a random pattern with O_DIRECT
+# in 4 KiB to 1 MiB I/Os to both namespaces (1: null_blk, memory_backed=1;
+# 2: a RAM file) and reads every region back with the same size,
+# disconnects, reconnects and reads it again; the target checks the bytes
+# in both namespaces. Then the NTB link is pulled (the device's debugfs
+# knob) while a write is in flight: the controller must fall back to
+# reconnecting (reconnect_delay=1), the write
 # must wait and complete once the link is back, and the data must read back
 # intact on both sides. Skipped when the tree has no NTB device, provider
 # or NVMe kfi transports.
 KF_MODES="single pair"
 NQN=nqn.2026-11.io.kfabric:nvme-kfi-ntb
-CFS=/sys/kernel/config/nvmet
 DBG=/sys/kernel/debug
 NTB_P0=0000:00:05.0
 NTB_P1=0000:00:06.0
@@ -49,72 +52,62 @@ unload() {
 }
 
 setup_target() {
-	local s=$CFS/subsystems/$NQN p=$CFS/ports/$PORT
 	modprobe null_blk nr_devices=1 gb=1 memory_backed=1
 	modprobe nvmet-kfi
-	mkdir "$s"
-	echo 1 >"$s/attr_allow_any_host"
-	mkdir "$s/namespaces/1"
-	echo /dev/nullb0 >"$s/namespaces/1/device_path"
-	echo 1 >"$s/namespaces/1/enable"
-	mkdir "$p"
-	echo kfi >"$p/addr_trtype"
-	echo pci >"$p/addr_adrfam"
-	echo $NTB_P0 >"$p/addr_traddr"
-	echo $SVC >"$p/addr_trsvcid"
-	ln -s "$s" "$p/subsystems/$NQN"
+	kf_nvme_ramfile
+	kf_nvmet_subsys $NQN /dev/nullb0 $KF_NVME_RAMFILE
+	kf_nvmet_port $PORT kfi pci $NTB_P0 $SVC $NQN
 }
 
 teardown_target() {
-	local s=$CFS/subsystems/$NQN
-	rm -f "$CFS/ports/$PORT/subsystems/$NQN"
-	rmdir "$CFS/ports/$PORT"
-	echo 0 >"$s/namespaces/1/enable"
-	rmdir "$s/namespaces/1"
-	rmdir "$s"
+	kf_nvmet_port_del $PORT $NQN
+	kf_nvmet_subsys_del $NQN
 	rmmod nvmet_kfi
 }
 
-# target_check NAME SUM: the namespace holds what the host wrote.
+# target_check NAME "SUM1 [SUM2]": the namespaces hold what the host wrote.
 target_check() {
-	local mine
-	mine=$(dd if=/dev/nullb0 bs=$REGION count=$NREG iflag=direct status=none | kf_md5)
-	echo "$1: host wrote $2, namespace holds $mine"
-	[ "$2" = "$mine" ] || kf_fail "$1: namespace content differs from what the host wrote"
+	set -- "$1" $2
+	kf_nvme_target_check "$1" "$2"
+	[ -z "${3:-}" ] || kf_nvme_target_check "$1" "$3" $KF_NVME_RAMFILE
 }
 
 connect() {
-	kf_nvme_connect kfi $NTB_P0 $SVC "$NQN" $OPTS
+	kf_nvme_connect kfi $NTB_P0 $SVC "$NQN" $OPTS${1:+,$1}
 }
 
-disconnect() {
-	echo 1 >/sys/class/nvme/$1/delete_controller
-	kf_nvme_wait_state "$1" gone 30 || kf_fail "$1 outlived its deletion"
-}
-
-# host_io DEV: fio verify and the byte-verified I/O, disconnect, reconnect
-# and read again, from the host's NTB port DEV. Prints the md5 of the
-# regions.
+# host_io DEV: the discovery log (the subsystem on an NTB port: transport
+# type kfi), then, on a controller with a write and a poll queue besides
+# the default one: fio verify, interrupt driven and polled, the
+# byte-verified I/O on both namespaces, disconnect, reconnect and read
+# again, from the host's NTB port DEV. Prints the md5s of the regions of
+# namespaces 1 and 2.
 host_io() {
-	local ctrl sum again bound
+	local ctrl sum sum2 again bound
+	kf_nvme_disc_check "$(kf_nvme_discover kfi $NTB_P0 $SVC)" $NQN 253 0 $NTB_P0
 	kf_pattern /tmp/pattern $NREG
-	ctrl=$(connect)
+	kf_pattern /tmp/pattern.n2 $NREG
+	ctrl=$(connect nr_write_queues=1,nr_poll_queues=1)
 	echo "connected $ctrl ($(cat /sys/class/nvme/$ctrl/transport)," \
 		"$(cat /sys/class/nvme/$ctrl/address))" >&2
 	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	kf_nvme_queues "$ctrl" 3
 	# Its queues are connections on the host's NTB port.
 	bound=$(sed -n 's/^channels bound \([0-9]*\).*/\1/p' "$DBG/kfi_ntb/$1/info")
 	[ "${bound:-0}" -gt 0 ] || kf_fail "$ctrl has no connection on $1"
 	kf_fio_verify /dev/${ctrl}n1 kfi-ntb
+	kf_fio_verify /dev/${ctrl}n1 kfi-ntb-polled poll
 	sum=$(kf_nvme_io_check /dev/${ctrl}n1 /tmp/pattern)
-	disconnect "$ctrl"
+	kf_wait_blk /dev/${ctrl}n2 30 || kf_fail "no namespace 2 on $ctrl"
+	sum2=$(kf_nvme_io_check /dev/${ctrl}n2 /tmp/pattern.n2)
+	kf_nvme_disconnect "$ctrl"
 	ctrl=$(connect)
 	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace after reconnecting"
 	again=$(kf_nvme_area /dev/${ctrl}n1)
 	[ "$again" = "$sum" ] || kf_fail "after reconnecting read $again, wrote $sum"
-	disconnect "$ctrl"
-	echo "wrote and read back $sum, also after reconnecting" >&2
-	echo "$sum"
+	kf_nvme_disconnect "$ctrl"
+	echo "wrote and read back $sum and $sum2, also after reconnecting" >&2
+	echo "$sum $sum2"
 }
 
 # host_linkdown: pull the NTB link (on the host's port DEV, $1) while a
@@ -150,7 +143,7 @@ host_linkdown() {
 	kf_fio_verify /dev/${ctrl}n1 after-linkdown
 	# fio wrote the first 8 MiB: put the pattern back for the target.
 	dd if=/tmp/pattern2 of=/dev/${ctrl}n1 bs=1M oflag=direct status=none
-	disconnect "$ctrl"
+	kf_nvme_disconnect "$ctrl"
 	echo "$ctrl reconnected after the link came back; the write completed intact" >&2
 	echo "$sum"
 }
