@@ -181,7 +181,7 @@ kf_nvme_disc_check() {
 		echo "$1" >&2
 		kf_fail "no discovery record for $2 with trtype $3, adrfam $4, traddr $5"
 	}
-	echo "discovery log: $2 at trtype $3, adrfam $4, traddr $5"
+	echo "discovery log: $2 at trtype $3, adrfam $4, traddr $5" >&2
 }
 
 # kf_nvme_queues CTRL MIN: host controller CTRL has at least MIN I/O queues.
