@@ -282,6 +282,26 @@ kf_wait_blk() {
 	done
 }
 
+# kf_nvme_ns CTRL NSID SECONDS: wait until namespace NSID of host controller
+# CTRL can be read and print its block device. Y in nvmeXnY is not the
+# NSID, and which namespace gets which name changes across reconnections.
+kf_nvme_ns() {
+	local i=0 d
+	while [ $i -le $(($3 * 10)) ]; do
+		for d in /sys/class/nvme/$1/$1n*; do
+			[ "$(cat "$d/nsid" 2>/dev/null)" = "$2" ] || continue
+			if dd if=/dev/${d##*/} of=/dev/null bs=4k count=1 iflag=direct \
+				status=none 2>/dev/null; then
+				echo "/dev/${d##*/}"
+				return 0
+			fi
+		done
+		i=$((i + 1))
+		sleep 0.1
+	done
+	return 1
+}
+
 # kf_kunit MODULE: load a KUnit test module, which runs its suites, copy
 # each suite's KTAP into the runner's subtest file and fail on any "not ok".
 kf_kunit() {

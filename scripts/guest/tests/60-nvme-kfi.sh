@@ -55,25 +55,25 @@ connect() {
 # namespace 2 (a RAM file on the target) is written and read back too;
 # prints "SUM1 SUM2", else "SUM1".
 host_run() {
-	local name=$1 ctrl sum sum2= again opts=
+	local name=$1 ctrl sum sum2= again opts= ns1 ns2
 	[ "${4:-}" = full ] && opts=nr_write_queues=1,nr_poll_queues=1
 	kf_pattern /tmp/pattern $NREG
 	ctrl=$(connect "$2" "$KF_PEER_IP" "$3" $opts)
 	echo "$name: connected $ctrl ($(cat /sys/class/nvme/$ctrl/transport))" >&2
-	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace on $ctrl"
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "$name: no namespace on $ctrl"
 	if [ "${4:-}" = full ]; then
 		kf_nvme_queues "$ctrl" 3
-		kf_fio_verify /dev/${ctrl}n1 "$name"
-		kf_fio_verify /dev/${ctrl}n1 "$name-polled" poll
-		kf_wait_blk /dev/${ctrl}n2 30 || kf_fail "$name: no namespace 2 on $ctrl"
+		kf_fio_verify $ns1 "$name"
+		kf_fio_verify $ns1 "$name-polled" poll
+		ns2=$(kf_nvme_ns "$ctrl" 2 30) || kf_fail "$name: no namespace 2 on $ctrl"
 		kf_pattern /tmp/pattern.n2 $NREG
-		sum2=$(kf_nvme_io_check /dev/${ctrl}n2 /tmp/pattern.n2)
+		sum2=$(kf_nvme_io_check $ns2 /tmp/pattern.n2)
 	fi
-	sum=$(kf_nvme_io_check /dev/${ctrl}n1 /tmp/pattern)
+	sum=$(kf_nvme_io_check $ns1 /tmp/pattern)
 	kf_nvme_disconnect "$ctrl"
 	ctrl=$(connect "$2" "$KF_PEER_IP" "$3")
-	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "$name: no namespace after reconnecting"
-	again=$(kf_nvme_area /dev/${ctrl}n1)
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "$name: no namespace after reconnecting"
+	again=$(kf_nvme_area $ns1)
 	[ "$again" = "$sum" ] || kf_fail "$name: after reconnecting read $again, wrote $sum"
 	kf_nvme_disconnect "$ctrl"
 	echo "$name: wrote and read back $sum, also after reconnecting" >&2
@@ -130,7 +130,7 @@ test_A() {
 }
 
 test_B() {
-	local ctrl pid sum rc
+	local ctrl pid sum rc ns1
 	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
 	modprobe kfi_verbs
 	modprobe nvme-kfi
@@ -146,15 +146,15 @@ test_B() {
 
 	# The port goes away under a connected host.
 	ctrl=$(connect kfi "$KF_PEER_IP" $KSVC reconnect_delay=1,ctrl_loss_tmo=120)
-	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
-	sum=$(kf_nvme_area /dev/${ctrl}n1)
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace on $ctrl"
+	sum=$(kf_nvme_area $ns1)
 	kf_barrier remove-port
 	kf_barrier port-removed
 	kf_nvme_wait_state "$ctrl" connecting 60 ||
 		kf_fail "$ctrl did not start reconnecting (state $(kf_nvme_state "$ctrl"))"
 	echo "$ctrl is $(kf_nvme_state "$ctrl") after the port was removed"
 	# An I/O issued now waits for the controller to come back.
-	(dd if=/dev/${ctrl}n1 bs=$REGION count=$NREG iflag=direct status=none |
+	(dd if=$ns1 bs=$REGION count=$NREG iflag=direct status=none |
 		kf_md5 >/tmp/during) &
 	pid=$!
 	sleep 3
@@ -168,7 +168,7 @@ test_B() {
 	[ $rc -eq 0 ] || kf_fail "I/O across the reconnection failed ($rc)"
 	[ "$(cat /tmp/during)" = "$sum" ] ||
 		kf_fail "read $(cat /tmp/during) across the reconnection, expected $sum"
-	[ "$(kf_nvme_area /dev/${ctrl}n1)" = "$sum" ] || kf_fail "data differs after reconnecting"
+	[ "$(kf_nvme_area $ns1)" = "$sum" ] || kf_fail "data differs after reconnecting"
 	echo "$ctrl reconnected; I/O issued while it was away completed intact"
 	kf_barrier host-live
 
@@ -189,11 +189,12 @@ test_B() {
 # complete once the device is back, and the namespace must then read back
 # as the pattern.
 rxe_removal_during_io() {
-	local ctrl=$1 pid rc=0 sum
+	local ctrl=$1 pid rc=0 sum ns1
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace on $ctrl"
 	kf_pattern /tmp/pattern2 $NREG
 	sum=$(dd if=/tmp/pattern2 bs=$REGION count=$NREG status=none | kf_md5)
 	# 64 KiB I/Os: eighty of them, most still to go when rxe0 leaves.
-	dd if=/tmp/pattern2 of=/dev/${ctrl}n1 bs=64k oflag=direct status=none &
+	dd if=/tmp/pattern2 of=$ns1 bs=64k oflag=direct status=none &
 	pid=$!
 	sleep 1
 	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before rxe0 was deleted"
@@ -207,14 +208,14 @@ rxe_removal_during_io() {
 	kf_nvme_wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
 	wait $pid || rc=$?
 	[ $rc -eq 0 ] || kf_fail "the write across the removal of rxe0 failed ($rc)"
-	[ "$(kf_nvme_area /dev/${ctrl}n1)" = "$sum" ] ||
+	[ "$(kf_nvme_area $ns1)" = "$sum" ] ||
 		kf_fail "after rxe0 came back the namespace differs from what was written"
 	echo "$ctrl reconnected after rxe0 came back; the write completed intact" >&2
 	echo "$sum"
 }
 
 test_single() {
-	local sum rcvd ctrl
+	local sum rcvd ctrl ns1
 	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
 	setup_target "$KF_PEER_IP"
 	modprobe nvme-kfi
@@ -227,10 +228,10 @@ test_single() {
 
 	# The host's device goes away under I/O and comes back.
 	ctrl=$(connect kfi "$KF_PEER_IP" $KSVC reconnect_delay=1,ctrl_loss_tmo=120)
-	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace on $ctrl"
 	sum=$(rxe_removal_during_io "$ctrl")
 	target_check rxe-removal "$sum"
-	kf_fio_verify /dev/${ctrl}n1 after-rxe-removal
+	kf_fio_verify $ns1 after-rxe-removal
 	kf_nvme_disconnect "$ctrl"
 
 	teardown_target

@@ -83,27 +83,27 @@ connect() {
 # again, from the host's NTB port DEV. Prints the md5s of the regions of
 # namespaces 1 and 2.
 host_io() {
-	local ctrl sum sum2 again bound
+	local ctrl sum sum2 again bound ns1 ns2
 	kf_nvme_disc_check "$(kf_nvme_discover kfi $NTB_P0 $SVC)" $NQN 253 0 $NTB_P0
 	kf_pattern /tmp/pattern $NREG
 	kf_pattern /tmp/pattern.n2 $NREG
 	ctrl=$(connect nr_write_queues=1,nr_poll_queues=1)
 	echo "connected $ctrl ($(cat /sys/class/nvme/$ctrl/transport)," \
 		"$(cat /sys/class/nvme/$ctrl/address))" >&2
-	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace on $ctrl"
 	kf_nvme_queues "$ctrl" 3
 	# Its queues are connections on the host's NTB port.
 	bound=$(sed -n 's/^channels bound \([0-9]*\).*/\1/p' "$DBG/kfi_ntb/$1/info")
 	[ "${bound:-0}" -gt 0 ] || kf_fail "$ctrl has no connection on $1"
-	kf_fio_verify /dev/${ctrl}n1 kfi-ntb
-	kf_fio_verify /dev/${ctrl}n1 kfi-ntb-polled poll
-	sum=$(kf_nvme_io_check /dev/${ctrl}n1 /tmp/pattern)
-	kf_wait_blk /dev/${ctrl}n2 30 || kf_fail "no namespace 2 on $ctrl"
-	sum2=$(kf_nvme_io_check /dev/${ctrl}n2 /tmp/pattern.n2)
+	kf_fio_verify $ns1 kfi-ntb
+	kf_fio_verify $ns1 kfi-ntb-polled poll
+	sum=$(kf_nvme_io_check $ns1 /tmp/pattern)
+	ns2=$(kf_nvme_ns "$ctrl" 2 30) || kf_fail "no namespace 2 on $ctrl"
+	sum2=$(kf_nvme_io_check $ns2 /tmp/pattern.n2)
 	kf_nvme_disconnect "$ctrl"
 	ctrl=$(connect)
-	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace after reconnecting"
-	again=$(kf_nvme_area /dev/${ctrl}n1)
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace after reconnecting"
+	again=$(kf_nvme_area $ns1)
 	[ "$again" = "$sum" ] || kf_fail "after reconnecting read $again, wrote $sum"
 	kf_nvme_disconnect "$ctrl"
 	echo "wrote and read back $sum and $sum2, also after reconnecting" >&2
@@ -113,12 +113,12 @@ host_io() {
 # host_linkdown: pull the NTB link (on the host's port DEV, $1) while a
 # write is in flight, put it back; prints the md5 of what was written.
 host_linkdown() {
-	local dev=$1 ctrl pid rc=0 sum
+	local dev=$1 ctrl pid rc=0 sum ns1
 	ctrl=$(connect)
-	kf_wait_blk /dev/${ctrl}n1 30 || kf_fail "no namespace on $ctrl"
+	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace on $ctrl"
 	kf_pattern /tmp/pattern2 $NREG
 	sum=$(dd if=/tmp/pattern2 bs=$REGION count=$NREG status=none | kf_md5)
-	dd if=/tmp/pattern2 of=/dev/${ctrl}n1 bs=64k oflag=direct status=none &
+	dd if=/tmp/pattern2 of=$ns1 bs=64k oflag=direct status=none &
 	pid=$!
 	sleep 0.5
 	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before the link went down"
@@ -138,11 +138,11 @@ host_linkdown() {
 		kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
 	wait $pid || rc=$?
 	[ $rc -eq 0 ] || kf_fail "the write across the link loss failed ($rc)"
-	[ "$(kf_nvme_area /dev/${ctrl}n1)" = "$sum" ] ||
+	[ "$(kf_nvme_area $ns1)" = "$sum" ] ||
 		kf_fail "after the link came back the namespace differs from what was written"
-	kf_fio_verify /dev/${ctrl}n1 after-linkdown
+	kf_fio_verify $ns1 after-linkdown
 	# fio wrote the first 8 MiB: put the pattern back for the target.
-	dd if=/tmp/pattern2 of=/dev/${ctrl}n1 bs=1M oflag=direct status=none
+	dd if=/tmp/pattern2 of=$ns1 bs=1M oflag=direct status=none
 	kf_nvme_disconnect "$ctrl"
 	echo "$ctrl reconnected after the link came back; the write completed intact" >&2
 	echo "$sum"
