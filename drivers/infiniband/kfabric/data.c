@@ -328,7 +328,8 @@ EXPORT_SYMBOL_GPL(kfi_mr_free);
  *	(such as the send that tells the peer the key) run after it
  * @mr: the region, of @ep's domain and not currently mapped
  * @iov: the buffers (%KFI_IOV_KVEC, %KFI_IOV_BVEC or %KFI_IOV_SG), at most
- *	@mr->max_segs pieces and &kfi_domain_attr.max_mr_size bytes
+ *	@mr->max_segs segments and &kfi_domain_attr.max_mr_size bytes, laid
+ *	out as &struct kfi_mr describes
  * @access: %KFI_ACCESS_REMOTE_READ and/or %KFI_ACCESS_REMOTE_WRITE, or 0 for
  *	a region used only locally (as %KFI_IOV_MR buffers)
  * @cqe: completion, or NULL with %KFI_UNSIGNALED
@@ -339,8 +340,10 @@ EXPORT_SYMBOL_GPL(kfi_mr_free);
  * @mr->key, and only those, with only the rights in @access.
  *
  * Context: any; does not sleep.
- * Return: 0, -EINVAL, -EOPNOTSUPP, -EBUSY when @mr is mapped, -EAGAIN,
- * -ENODEV, or the provider's error.
+ * Return: 0, -EINVAL (also for a buffer of more segments than @mr takes,
+ * or whose segment boundaries the provider cannot map), -E2BIG when the
+ * buffer needs more pages than @mr holds, -EOPNOTSUPP, -EBUSY when @mr is
+ * mapped, -EAGAIN, -ENODEV, or the provider's error.
  */
 int kfi_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 	       u32 access, struct kfi_cqe *cqe, u32 flags)
@@ -433,6 +436,21 @@ int kfi_mr_check(const struct kfi_mr *mr, u64 key, u64 addr, u64 len,
 }
 EXPORT_SYMBOL_GPL(kfi_mr_check);
 
+/* The first entry of @head, unlinked under the domain lock, or NULL. */
+static struct list_head *kfi_domain_pop(struct kfi_domain *domain,
+					struct list_head *head)
+{
+	struct list_head *e = NULL;
+
+	mutex_lock(&domain->lock);
+	if (!list_empty(head)) {
+		e = head->next;
+		list_del_init(e);
+	}
+	mutex_unlock(&domain->lock);
+	return e;
+}
+
 /**
  * kfi_domain_kill_objects() - destroy what ULPs left on a removed domain
  * @domain: a domain whose clients have been removed
@@ -443,33 +461,29 @@ EXPORT_SYMBOL_GPL(kfi_mr_check);
  */
 void kfi_domain_kill_objects(struct kfi_domain *domain)
 {
-	struct kfi_ep *ep, *etmp;
-	struct kfi_mr *mr, *mtmp;
-	struct kfi_cq *cq, *ctmp;
-	LIST_HEAD(eps);
-	LIST_HEAD(mrs);
-	LIST_HEAD(cqs);
+	struct list_head *e;
+	bool eps;
 
 	mutex_lock(&domain->lock);
 	domain->dying = true;
-	list_splice_init(&domain->eps, &eps);
-	list_splice_init(&domain->mrs, &mrs);
-	list_splice_init(&domain->cqs, &cqs);
+	eps = !list_empty(&domain->eps);
 	mutex_unlock(&domain->lock);
-
-	if (!list_empty(&eps))
+	if (eps)
 		dev_info(domain->dev, "kfabric: %s removed with %s in use\n",
 			 domain->attr.name, "endpoints");
-	list_for_each_entry_safe(ep, etmp, &eps, entry) {
-		list_del_init(&ep->entry);
-		kfi_ep_kill(ep);
-	}
-	list_for_each_entry_safe(mr, mtmp, &mrs, entry) {
-		list_del_init(&mr->entry);
-		kfi_mr_kill(mr);
-	}
-	list_for_each_entry_safe(cq, ctmp, &cqs, entry) {
-		list_del_init(&cq->entry);
-		kfi_cq_kill(cq);
-	}
+
+	/*
+	 * Take the objects off the domain's lists one at a time, under the
+	 * lock: the ULP may free them meanwhile (killing an endpoint runs
+	 * its handler, which often frees its regions), and its *_free() owns
+	 * an object only while it is still on the list; otherwise it waits
+	 * for the kill to mark it dead. A private list spliced off at once
+	 * would leave the objects linked, and both sides would unlink them.
+	 */
+	while ((e = kfi_domain_pop(domain, &domain->eps)))
+		kfi_ep_kill(list_entry(e, struct kfi_ep, entry));
+	while ((e = kfi_domain_pop(domain, &domain->mrs)))
+		kfi_mr_kill(list_entry(e, struct kfi_mr, entry));
+	while ((e = kfi_domain_pop(domain, &domain->cqs)))
+		kfi_cq_kill(list_entry(e, struct kfi_cq, entry));
 }

@@ -500,6 +500,12 @@ EXPORT_SYMBOL_GPL(kfi_cm_event);
  * @handler: receives %KFI_CM_CONNREQ events
  * @context: passed to @handler
  *
+ * @handler runs under the passive endpoint's lock, which kfi_listen() and
+ * kfi_pep_free() take too, often under the ULP's own locks; it must not
+ * free kfabric objects (an endpoint whose accept failed, say), since
+ * freeing waits for completion work, and a ULP's completion work may
+ * take those locks. Free them later, from process context.
+ *
  * Context: process context; may sleep.
  * Return: the passive endpoint or an ERR_PTR(): -EINVAL, -ENODEV when the
  * fabric is going away, -ENOMEM.

@@ -971,6 +971,22 @@ static int nvmet_kfi_create_queue_ep(struct nvmet_kfi_queue *queue,
 	return 0;
 }
 
+/* A queue that failed to set up, never accepted: undo nvmet_kfi_alloc_queue(). */
+static void nvmet_kfi_abort_queue_work(struct work_struct *w)
+{
+	struct nvmet_kfi_queue *queue =
+		container_of(w, struct nvmet_kfi_queue, release_work);
+
+	kfi_ep_free(queue->ep);
+	kfi_cq_free(queue->cq);
+	nvmet_kfi_free_cmds(queue);
+	nvmet_kfi_free_rsps(queue);
+	ida_free(&nvmet_kfi_queue_ida, queue->idx);
+	nvmet_sq_destroy(&queue->nvme_sq);
+	nvmet_cq_put(&queue->nvme_cq);
+	kfree(queue);
+}
+
 static struct nvmet_kfi_queue *
 nvmet_kfi_alloc_queue(struct nvmet_kfi_port *port,
 		      const struct kfi_cm_event *ev, int *status)
@@ -1034,14 +1050,20 @@ nvmet_kfi_alloc_queue(struct nvmet_kfi_port *port,
 	ret = nvmet_kfi_create_queue_ep(queue, req->domain);
 	if (ret) {
 		pr_err("%s: creating kfabric queue failed (%d).\n", __func__, ret);
-		goto out_free_ep;
+		/*
+		 * Not here: freeing an endpoint waits for its completion
+		 * queue's work, and this runs in the port's connection
+		 * handler, under the passive endpoint's lock, which
+		 * nvmet_enable_port() takes under nvmet_config_sem, which
+		 * completion work takes to run a connect command. Free it
+		 * from nvmet_wq, as released queues are.
+		 */
+		INIT_WORK(&queue->release_work, nvmet_kfi_abort_queue_work);
+		queue_work(nvmet_wq, &queue->release_work);
+		return NULL;
 	}
 	return queue;
 
-out_free_ep:
-	kfi_ep_free(queue->ep);
-	kfi_cq_free(queue->cq);
-	nvmet_kfi_free_cmds(queue);
 out_free_responses:
 	nvmet_kfi_free_rsps(queue);
 out_ida_remove:

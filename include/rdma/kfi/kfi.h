@@ -177,8 +177,11 @@ int kfi_addr_print(char *buf, size_t size, const struct kfi_addr *addr);
  * @max_rma_sge: local segments per RMA read or write
  * @max_msg_size: bytes per message
  * @max_rma_size: bytes per RMA operation
- * @max_mr_size: bytes per memory region
- * @max_mr_segs: segments (pages) per memory region mapping
+ * @max_mr_size: bytes one mapping of a memory region may cover; whether a
+ *	buffer of that size fits also depends on its layout (&struct kfi_mr)
+ * @max_mr_segs: segments one mapping of a memory region may have, the
+ *	largest @max_segs kfi_mr_alloc() takes; a segment is a physically
+ *	contiguous piece of the buffer (&struct kfi_mr)
  * @mr_key_size: significant bytes of a memory region key
  * @cq_data_size: bytes of immediate data (%KFI_IMM), 0 if none
  * @max_cm_data: bytes of private data on connect and accept
@@ -674,6 +677,27 @@ int kfi_read(struct kfi_ep *ep, const struct kfi_msg *msg,
  * it a fresh key, and kfi_mr_invalidate() or a peer's %KFI_SEND_INV ends
  * remote access. A key is never reused for another mapping while it might
  * still be held by a peer, and no key covers memory outside its mapping.
+ *
+ * The segments of a mapping are the physically contiguous pieces of its
+ * buffer, as kfi_iov_nsegs(iov, 0) counts them: one per entry, and one
+ * per page of vmalloc memory. A provider may merge a piece with the one
+ * before it when they are contiguous in physical memory, so a large folio
+ * or a high-order block given as several entries may take one segment;
+ * a piece longer than its device maps in one DMA segment
+ * (dma_get_max_seg_size()) counts as several.
+ *
+ * A provider that maps memory in pages of one size, as the verbs provider
+ * does with fast registration (FRWR), uses the largest page size its
+ * device supports that every boundary between two segments that are not
+ * contiguous is aligned to, and the region holds @max_segs pages. So a
+ * buffer of at most @max_segs segments always fits when its segments are
+ * blocks of one power-of-two size of at least PAGE_SIZE, each aligned to
+ * that size (blocks from alloc_pages() of one order, folios of one order),
+ * or when every boundary between segments is page-aligned and the buffer
+ * spans at most @max_segs pages. Only the first segment may start, and
+ * only the last may end, inside a block or page. Other layouts may not
+ * fit: kfi_mr_map() fails with -EINVAL when a boundary is not page-aligned
+ * and with -E2BIG when the buffer needs more than @max_segs pages.
  */
 struct kfi_mr {
 	struct kfi_domain *domain;

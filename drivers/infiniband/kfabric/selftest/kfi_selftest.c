@@ -161,6 +161,7 @@ int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
 {
 	u64 block = PAGE_SIZE << order, left = len, n;
 	u32 nr = DIV64_U64_ROUND_UP(len, block);
+	gfp_t gfp = GFP_KERNEL | __GFP_NOWARN | (order ? __GFP_COMP : 0);
 	struct page *page;
 
 	*b = (struct kst_buf){ .order = order, .len = len };
@@ -168,7 +169,7 @@ int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
 	if (!b->bvec)
 		return -ENOMEM;
 	while (b->nr < nr) {
-		page = alloc_pages(GFP_KERNEL | __GFP_NOWARN, order);
+		page = alloc_pages(gfp, order);
 		if (!page) {
 			kst_buf_free(b);
 			return -ENOMEM;
@@ -178,6 +179,26 @@ int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
 		left -= n;
 	}
 	return 0;
+}
+
+/*
+ * Up to @len bytes in at most @max_blocks blocks of one order, the largest
+ * the page allocator gives, up to KST_BLOCK_MAX: blocks of one size, each
+ * aligned to it, are what a provider that maps memory in pages maps in a
+ * page each (see &struct kfi_mr). With only small blocks left, the buffer
+ * is shorter than @len; @b->len says how long.
+ */
+static int kst_buf_alloc_blocks(struct kst_buf *b, u64 len, u32 max_blocks)
+{
+	unsigned int order = min(get_order(KST_BLOCK_MAX), get_order(len));
+
+	for (;; order--) {
+		if (!kst_buf_alloc(b, min(len, (u64)max_blocks << (PAGE_SHIFT + order)),
+				   order))
+			return 0;
+		if (!order)
+			return -ENOMEM;
+	}
 }
 
 /*
@@ -556,6 +577,7 @@ struct kst_peer {
  * @rma: an RMA operation or read/write helper transfer
  * @msg_size: largest message both sides take
  * @send_ops: send-side operations the endpoint may have outstanding
+ * @timeout: jiffies one operation, or command, may take
  * @peer: the responder's buffer
  */
 struct kst_conn {
@@ -575,6 +597,7 @@ struct kst_conn {
 	struct kst_op rma;
 	u32 msg_size;
 	u32 send_ops;
+	unsigned long timeout;
 	struct kst_peer peer;
 };
 
@@ -679,14 +702,28 @@ static void kst_conn_cm_handler(void *context, const struct kfi_cm_event *ev)
 	}
 }
 
+/* Bytes per second the slowest provider and responder may manage. */
+#define KST_MIN_RATE		SZ_64K
+
+/*
+ * Time an operation or command on @len bytes may take: the base timeout,
+ * plus @len at KST_MIN_RATE. Soft-RoCE in an emulated guest moves data,
+ * and the responder computes patterns, at a few hundred KiB/s.
+ */
+static unsigned long kst_timeout(u64 len)
+{
+	return KST_TIMEOUT + div64_u64(len, KST_MIN_RATE) * HZ;
+}
+
 /*
  * Waits for @op. After a timeout the endpoint is drained, so that @op has
  * completed, and its memory may be reused, when this returns.
  */
 static int kst_wait(struct kst_conn *c, struct kst_op *op)
 {
-	if (!wait_for_completion_timeout(&op->done, KST_TIMEOUT)) {
-		kst_diag(c->run, "operation timed out after %d s", KST_TIMEOUT_SECS);
+	if (!wait_for_completion_timeout(&op->done, c->timeout)) {
+		kst_diag(c->run, "operation timed out after %lu s",
+			 c->timeout / HZ);
 		kfi_ep_drain(c->ep);
 		return -ETIMEDOUT;
 	}
@@ -906,6 +943,7 @@ static struct kst_conn *kst_conn_start(struct kst_run *run,
 	if (!c)
 		return ERR_PTR(-ENOMEM);
 	c->run = run;
+	c->timeout = KST_TIMEOUT;
 	init_completion(&c->connected);
 	init_completion(&c->disconnected);
 	kst_op_init(&c->tx);
@@ -1464,6 +1502,7 @@ static enum kst_result kst_test_rma(struct kst_run *run, bool write)
 			kst_result(run, KST_SKIP, name);
 			continue;
 		}
+		c->timeout = kst_timeout(sizes[i]);
 		ret = kst_local_alloc(&l, sizes[i], sizes[i] > direct, order);
 		for (k = 0; !ret && k < run->o.iters; k++)
 			ret = kst_rma_once(c, &l, c->peer.len - sizes[i], write);
@@ -2585,7 +2624,8 @@ static void kst_sconn_release_work(struct work_struct *work)
 
 /*
  * Everything a connection needs, with its receives posted, on the domain
- * of a connection request.
+ * of a connection request. An ERR_PTR() when nothing was allocated; a
+ * dead connection when part of it could not be set up.
  */
 static struct kst_sconn *kst_sconn_create(struct kst_server *srv,
 					  struct kfi_domain *domain,
@@ -2624,8 +2664,7 @@ static struct kst_sconn *kst_sconn_create(struct kst_server *srv,
 	conn->nr_rx = min_t(u32, KST_SRV_RX,
 			    min(a->max_recv_ops, a->max_send_ops - 2));
 
-	/* Single pages: one segment each, whether a provider counts pages or pieces. */
-	ret = kst_buf_alloc(&conn->region, region_len, 0);
+	ret = kst_buf_alloc_blocks(&conn->region, region_len, a->max_mr_segs);
 	if (ret)
 		goto err;
 
@@ -2682,8 +2721,13 @@ static struct kst_sconn *kst_sconn_create(struct kst_server *srv,
 	return conn;
 
 err:
-	kst_sconn_free(conn);
-	return ERR_PTR(ret);
+	/*
+	 * Dead, for the caller to publish: this runs in the listener's
+	 * handler, which must not free kfabric objects (see
+	 * kst_srv_connreq()); the release work does.
+	 */
+	conn->dead = true;
+	return conn;
 }
 
 /* Puts a new connection on the list; teardown now goes through the work. */
@@ -2728,7 +2772,6 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 
 	region_len = le32_to_cpu(hello.region_len) ?: KST_REGION_MAX;
 	region_len = min3(region_len, (u64)KST_REGION_MAX, a->max_mr_size);
-	region_len = min(region_len, (u64)a->max_mr_segs << PAGE_SHIFT);
 	msg_size = clamp_t(u32, le32_to_cpu(hello.msg_size),
 			   sizeof(struct kst_msg), KST_MSG_MAX);
 	msg_size = min_t(u64, msg_size, a->max_msg_size);
@@ -2748,7 +2791,18 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 		mutex_unlock(&srv->lock);
 		goto reject;
 	}
-	hello.region_len = cpu_to_le32((u32)region_len);
+	/*
+	 * Set-up failed: reject, and let the release work free it. Freeing
+	 * an endpoint or a queue waits for completion work, which must not
+	 * happen under the listener's CM lock: a ULP's completion work may
+	 * take locks (nvmet's config_sem) that are held around kfi_listen().
+	 */
+	if (conn->dead) {
+		kfi_reject(req, NULL, 0);
+		kst_sconn_publish(conn);
+		return;
+	}
+	hello.region_len = cpu_to_le32((u32)conn->region.len);
 	hello.msg_size = cpu_to_le32(msg_size);
 	/* A failed accept counts as a rejection; tear down from the work. */
 	if (kfi_accept(conn->ep, req, &hello, sizeof(hello)))

@@ -24,6 +24,7 @@
 #define KST_REGION_MAX		SZ_4M	/* responder buffer per connection */
 #define KST_MSG_MAX		SZ_64K	/* largest message */
 #define KST_RW_BLOCK		SZ_64K	/* blocks of read/write helper buffers */
+#define KST_BLOCK_MAX		SZ_2M	/* largest blocks of responder buffers */
 #define KST_CLI_RX		4	/* receives per client connection */
 #define KST_SEND_OPS		16	/* client send-side operations */
 

@@ -65,8 +65,13 @@ struct kt_cm {
 	u8 pdata[KFI_CM_DATA_MAX];
 	u32 pdata_len;
 	int removals;
-	/* For passive endpoints: how to answer, and the endpoint made. */
+	/*
+	 * For passive endpoints: how to answer, and the endpoint made; one
+	 * whose accept failed is freed by the test, not in the handler (a
+	 * listener's handler must not free kfabric objects).
+	 */
 	struct kfi_ep *accepted;
+	struct kfi_ep *refused;
 	struct kfi_cq *cq;
 	bool reject;
 	u32 auth_key;
@@ -130,7 +135,7 @@ static void kt_listen_handler(void *context, const struct kfi_cm_event *ev)
 	}
 	cm->status = kfi_accept(ep, ev->connreq, reply, sizeof(reply));
 	if (cm->status)
-		kfi_ep_free(ep);
+		cm->refused = ep;
 	else
 		cm->accepted = ep;
 	complete(&cm->event);
@@ -222,6 +227,9 @@ static void kt_pair_free(struct kt_pair *p)
 		kfi_ep_free(p->server);
 	if (!IS_ERR_OR_NULL(p->pep))
 		kfi_pep_free(p->pep);
+	/* After kfi_pep_free(): no handler can set it any more. */
+	kfi_ep_free(p->lcm.refused);
+	p->lcm.refused = NULL;
 	if (!IS_ERR_OR_NULL(p->cq0))
 		kfi_cq_free(p->cq0);
 	if (!IS_ERR_OR_NULL(p->cq1))

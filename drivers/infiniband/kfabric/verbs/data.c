@@ -580,8 +580,30 @@ void vbs_mr_destroy(struct kfi_mr *mr)
 	kvfree(vmr->sgl);
 }
 
-static int vbs_mr_fill_sgl(struct vbs_mr *vmr, const struct kfi_iov *iov)
+/*
+ * Can @seg extend @sg? Only when it starts where @sg ends in physical
+ * memory, on the same device pagemap, and the result is still one DMA
+ * segment for the device.
+ */
+static bool vbs_sg_mergeable(struct scatterlist *sg, const struct bio_vec *seg,
+			     unsigned int max)
 {
+	return sg_phys(sg) + sg->length == bvec_phys(seg) &&
+	       zone_device_pages_have_same_pgmap(sg_page(sg), seg->bv_page) &&
+	       seg->bv_len <= max - sg->length;
+}
+
+/*
+ * Build the region's scatterlist, one entry per physically contiguous
+ * run of the buffer: large folios and high-order blocks take one entry
+ * however many pages they hold, and so, with a large enough MR page
+ * size, one entry of the device's page list. Return: the entries, or
+ * -EINVAL when there are more than the region was allocated for.
+ */
+static int vbs_mr_fill_sgl(struct vbs_domain *vdom, struct vbs_mr *vmr,
+			   const struct kfi_iov *iov)
+{
+	unsigned int max = vdom->max_seg_size;
 	struct scatterlist *sg = NULL;
 	struct kfi_iov_iter it;
 	struct bio_vec seg;
@@ -592,7 +614,11 @@ static int vbs_mr_fill_sgl(struct vbs_mr *vmr, const struct kfi_iov *iov)
 	if (ret)
 		return ret;
 	sg_init_table(vmr->sgl, vmr->mr.max_segs);
-	while (kfi_iov_iter_next(&it, &seg, PAGE_SIZE)) {
+	while (kfi_iov_iter_next(&it, &seg, max)) {
+		if (sg && vbs_sg_mergeable(sg, &seg, max)) {
+			sg->length += seg.bv_len;
+			continue;
+		}
 		if (n >= vmr->mr.max_segs)
 			return -EINVAL;
 		sg = &vmr->sgl[n++];
@@ -602,6 +628,57 @@ static int vbs_mr_fill_sgl(struct vbs_mr *vmr, const struct kfi_iov *iov)
 		return -EINVAL;
 	sg_mark_end(sg);
 	return n;
+}
+
+/*
+ * The MR page size for a DMA-mapped region: the largest the device
+ * supports that every address where the region's DMA segments are not
+ * contiguous is a multiple of, since FRWR maps whole pages and only the
+ * start of the first and the end of the last may fall inside one. It is
+ * also no larger than the smallest page that covers all of the region,
+ * as in ib_umem_find_best_pgsz(). Return 0 when no supported size fits.
+ */
+static u32 vbs_mr_pgsz(struct vbs_domain *vdom, struct scatterlist *sgl,
+		       int nents, u64 len)
+{
+	u64 pgsz = vdom->mr_pgsz_bitmap;
+	u64 iova = sg_dma_address(sgl), end = iova, mask = 0;
+	struct scatterlist *sg;
+	unsigned int bits;
+	int i;
+
+	for_each_sg(sgl, sg, nents, i) {
+		if (i && sg_dma_address(sg) != end)
+			mask |= end | sg_dma_address(sg);
+		end = sg_dma_address(sg) + sg_dma_len(sg);
+	}
+	bits = bits_per(iova ^ (iova + len - 1));
+	if (bits < 64)
+		mask |= pgsz & GENMASK_ULL(63, bits);
+	if (mask)
+		pgsz &= GENMASK_ULL(__ffs64(mask), 0);
+	return pgsz ? BIT_ULL(fls64(pgsz) - 1) : 0;
+}
+
+/* Entries of the device's page list the region takes with @pgsz pages. */
+static u64 vbs_mr_npages(struct scatterlist *sgl, int nents, u32 pgsz)
+{
+	unsigned int shift = ilog2(pgsz);
+	u64 start = 0, end = 0, n = 0;
+	struct scatterlist *sg;
+	int i;
+
+	for_each_sg(sgl, sg, nents, i) {
+		if (i && sg_dma_address(sg) == end) {
+			end += sg_dma_len(sg);
+			continue;
+		}
+		if (i)
+			n += (ALIGN(end, pgsz) - ALIGN_DOWN(start, pgsz)) >> shift;
+		start = sg_dma_address(sg);
+		end = start + sg_dma_len(sg);
+	}
+	return n + ((ALIGN(end, pgsz) - ALIGN_DOWN(start, pgsz)) >> shift);
 }
 
 static u32 vbs_ib_access(u32 access)
@@ -631,6 +708,7 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 	unsigned long irqflags;
 	struct vbs_op *op;
 	int nsg, nents, ret;
+	u32 pgsz;
 
 	if (unlikely(!vbs_connected(vep)))
 		return -ENOTCONN;
@@ -638,17 +716,24 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 		return -EBUSY;
 	/* A mapping that ended by remote invalidation may still be mapped. */
 	vbs_mr_unmap(vdom, vmr);
-	nsg = vbs_mr_fill_sgl(vmr, iov);
+	nsg = vbs_mr_fill_sgl(vdom, vmr, iov);
 	if (nsg < 0)
 		return nsg;
 	nents = ib_dma_map_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
 	if (!nents)
 		return -EFAULT;
-	ret = ib_map_mr_sg(vmr->ibmr, vmr->sgl, nents, NULL, PAGE_SIZE);
+	/* FRWR maps whole pages: a gap inside one cannot be mapped. */
+	pgsz = vbs_mr_pgsz(vdom, vmr->sgl, nents, iov->len);
+	ret = -EINVAL;
+	if (!pgsz)
+		goto out_unmap;
+	ret = -E2BIG;
+	if (vbs_mr_npages(vmr->sgl, nents, pgsz) > mr->max_segs)
+		goto out_unmap;
+	ret = ib_map_mr_sg(vmr->ibmr, vmr->sgl, nents, NULL, pgsz);
 	if (ret != nents) {
-		/* Gaps inside the buffer: FRWR maps whole pages only. */
-		ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
-		return ret < 0 ? ret : -EINVAL;
+		ret = ret < 0 ? ret : -EINVAL;
+		goto out_unmap;
 	}
 	ib_update_fast_reg_key(vmr->ibmr, ib_inc_rkey(vmr->ibmr->rkey));
 	wr.key = vmr->ibmr->rkey;
@@ -669,8 +754,10 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 		}
 	}
 	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
-	if (ret)
-		ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
+	if (!ret)
+		return 0;
+out_unmap:
+	ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
 	return ret;
 }
 

@@ -29,6 +29,8 @@ struct vbs_domain {
 	struct ib_pd *pd;
 	struct list_head entry;		/* vbs_domains */
 	struct xarray mrs;		/* key index -> vbs_mr, for remote invalidation */
+	u32 mr_pgsz_bitmap;		/* FRWR page sizes to choose from */
+	unsigned int max_seg_size;	/* longest scatterlist entry to map */
 };
 
 struct vbs_cq {

@@ -141,6 +141,13 @@ struct kfi_fabric vbs_fabric = {
 /*
  * Advertise what the device does, and only that: remote invalidation and
  * memory regions need the memory management extensions (FRWR).
+ *
+ * A region is an FRWR MR whose page list has as many entries as the ULP
+ * allocates it segments. The page size is chosen for each mapping (see
+ * vbs_mr_pgsz()), so the largest mapping is a full page list of the
+ * largest page size the device supports. Pages smaller than PAGE_SIZE
+ * would only take more entries; a device that reports no page size of
+ * PAGE_SIZE or larger gets PAGE_SIZE, the size FRWR ULPs assume.
  */
 static void vbs_domain_attr(struct vbs_domain *vdom,
 			    const struct ib_port_attr *pattr)
@@ -159,9 +166,19 @@ static void vbs_domain_attr(struct vbs_domain *vdom,
 		a->max_mr = da->max_mr;
 		a->max_mr_segs = min_t(u32, da->max_fast_reg_page_list_len,
 				       SG_MAX_SEGMENTS);
+		vdom->mr_pgsz_bitmap = da->page_size_cap &
+				       GENMASK(31, PAGE_SHIFT) ?: PAGE_SIZE;
 		a->max_mr_size = min_t(u64, da->max_mr_size,
-				       (u64)a->max_mr_segs * PAGE_SIZE);
+				       (u64)a->max_mr_segs <<
+				       __fls(vdom->mr_pgsz_bitmap));
 	}
+	/*
+	 * Scatterlist entries no longer than the device maps in one DMA
+	 * segment, in whole pages so that splitting keeps them page-aligned.
+	 */
+	vdom->max_seg_size = max_t(unsigned int, PAGE_SIZE,
+				   rounddown(ib_dma_max_seg_size(vdom->ibdev),
+					     PAGE_SIZE));
 	a->ep_types = BIT(KFI_EP_MSG);
 	a->protocol = KFI_PROTO_RDMA_RC;
 	a->addr_format = KFI_ADDR_INET;

@@ -254,7 +254,7 @@ static void ntb_ivshmem_link_work(struct work_struct *work)
 	changed = up != ndev->link_up;
 	WRITE_ONCE(ndev->link_up, up);
 	if (up)
-		ndev->peer_gen = gen;
+		WRITE_ONCE(ndev->peer_gen, gen);
 	spin_unlock_irq(&ndev->lock);
 
 	if (changed) {
@@ -281,11 +281,32 @@ static irqreturn_t ntb_ivshmem_db_isr(int irq, void *data)
 	return IRQ_HANDLED;
 }
 
+/*
+ * The link as a hardware status register shows it: up while both ports
+ * are bound and enabled, whether or not the link work has told the
+ * clients yet. The peer may see the link first and at once send
+ * doorbells and scratchpad commands; a client that looks at the link
+ * state when they arrive (ntb_perf does, and drops them when it is down)
+ * must see it up. A peer probed again since the link came up shows it
+ * down until the link work has reported the loss.
+ */
+static bool ntb_ivshmem_link_live(struct ntb_ivshmem *ndev)
+{
+	u32 sts = READ_ONCE(ndev->peer->status);
+
+	if (!READ_ONCE(ndev->ready) || !READ_ONCE(ndev->link_enabled) ||
+	    READ_ONCE(ndev->force_down) ||
+	    (sts & NTB_IVSHMEM_STS_UP) != NTB_IVSHMEM_STS_UP)
+		return false;
+	return !READ_ONCE(ndev->link_up) ||
+	       READ_ONCE(ndev->peer->generation) == READ_ONCE(ndev->peer_gen);
+}
+
 static u64 ntb_ivshmem_link_is_up(struct ntb_dev *ntb, enum ntb_speed *speed,
 				  enum ntb_width *width)
 {
 	struct ntb_ivshmem *ndev = ntb_ndev(ntb);
-	bool up = READ_ONCE(ndev->link_up);
+	bool up = ntb_ivshmem_link_live(ndev);
 
 	/* A memory copy between guests has no PCIe speed or width. */
 	if (speed)
