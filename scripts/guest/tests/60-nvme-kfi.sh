@@ -35,8 +35,11 @@ NREG=$KF_NVME_NREG
 # Ports and services of their own: 20-nvme-rdma-interop.sh leaves its port
 # 1 on 4420 configured.
 KPORT=61 KSVC=4430 RPORT=62 RSVC=4431
-# A cell of the matrix moves 15 MiB at Soft-RoCE speed under TCG.
-KF_RDV_TIMEOUT=300
+# The kfi-kfi cell (fio interrupt driven and polled, two namespaces,
+# reconnect) takes about 300 s under TCG with the other mode's guest
+# running next to this pair, and the test over 600 s.
+KF_RDV_TIMEOUT=900
+KF_TEST_TIMEOUT=2400
 
 have_modules() {
 	local d=/lib/modules/$(uname -r)

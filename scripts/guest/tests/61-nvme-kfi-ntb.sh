@@ -32,7 +32,9 @@ PORT=63 SVC=4440
 REGION=$KF_NVME_REGION
 NREG=$KF_NVME_NREG
 OPTS=reconnect_delay=1,ctrl_loss_tmo=120
-KF_RDV_TIMEOUT=300
+# host_io moves about as much as 60-nvme-kfi's kfi-kfi cell: allow as much.
+KF_RDV_TIMEOUT=900
+KF_TEST_TIMEOUT=2400
 
 # load: the NTB provider before the device, so that it is the client the
 # ports bind to; false (after a message) when something is not built.
