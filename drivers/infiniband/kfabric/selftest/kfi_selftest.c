@@ -1224,7 +1224,10 @@ static int kst_rma_post(struct kst_conn *c, struct kst_local *l,
 		.imm_data = imm,
 	};
 
-	kfi_iov_kvec(&iov, &l->kvec, 1);
+	if (l->rw)
+		kfi_iov_bvec(&iov, l->big.bvec, l->big.nr);
+	else
+		kfi_iov_kvec(&iov, &l->kvec, 1);
 	kst_op_arm(op);
 	if (write)
 		return kfi_write(c->ep, &msg, rma, flags);
@@ -1528,15 +1531,20 @@ static enum kst_result kst_test_rma_read(struct kst_run *run)
 	return kst_test_rma(run, false);
 }
 
-/* A write of @len bytes with immediate data, then VERIFY. */
-static int kst_write_imm(struct kst_conn *c, u64 len)
+/*
+ * A write of @len bytes with immediate data, then VERIFY. One operation,
+ * so beyond a message's size the local buffer is @sge blocks at most.
+ */
+static int kst_write_imm(struct kst_conn *c, u64 len, u32 sge)
 {
 	struct kfi_rma_iov rma = kst_remote(c, 0, len);
+	bool big = len > KST_MSG_MAX;
 	struct kst_local l;
 	u32 seed, other, imm;
 	int ret;
 
-	ret = kst_local_alloc(&l, len, false, 0);
+	ret = kst_local_alloc(&l, len, big,
+			      big ? get_order(DIV_ROUND_UP_ULL(len, sge)) : 0);
 	if (ret)
 		return ret;
 	other = get_random_u32();
@@ -1580,17 +1588,25 @@ static int kst_send_imm(struct kst_conn *c)
 
 static enum kst_result kst_test_imm(struct kst_run *run)
 {
-	static const char * const names[] = { "write_1", "write_4096", "send" };
+	static const char * const names[] = {
+		"write_1", "write_4096", "write_4194304", "send"
+	};
+	static const u64 sizes[] = { 1, SZ_4K, SZ_4M };
+	const struct kfi_domain_attr *a;
 	struct kst_conn_param p;
 	struct kst_conn *c;
 	unsigned int i;
+	u32 sge;
 	int ret;
 
 	if (!run->imm_info) {
 		kst_skip(run, "no domain offers KFI_CAP_RMA_IMM");
 		return KST_SKIP;
 	}
-	kst_param(&p, SZ_64K, SZ_4K);
+	a = &run->imm_info->attr;
+	/* At most 8 blocks: a large one-operation buffer stays allocatable. */
+	sge = clamp_t(u32, a->max_rma_sge, 1, 8);
+	kst_param(&p, max_t(u64, SZ_64K, min_t(u64, SZ_4M, run->o.sizes)), SZ_4K);
 	c = kst_conn_open(run, run->imm_info, &p);
 	if (IS_ERR(c))
 		return KST_FAIL;
@@ -1611,12 +1627,20 @@ static enum kst_result kst_test_imm(struct kst_run *run)
 				continue;
 			}
 		}
-		if (i == 2)
+		if (i == ARRAY_SIZE(sizes)) {
 			ret = kst_send_imm(c);
-		else if (c->peer.len < SZ_4K)
+		} else if (i == 2 && (sizes[i] > c->peer.len ||
+				      sizes[i] > a->max_rma_size)) {
+			kst_skip(run, "%llu bytes: responder buffer %llu, domain limit %llu",
+				 sizes[i], c->peer.len, a->max_rma_size);
+			kst_result(run, KST_SKIP, names[i]);
+			continue;
+		} else if (c->peer.len < SZ_4K) {
 			ret = -ENOSPC;
-		else
-			ret = kst_write_imm(c, i ? SZ_4K : 1);
+		} else {
+			c->timeout = kst_timeout(sizes[i]);
+			ret = kst_write_imm(c, sizes[i], sge);
+		}
 		kst_result(run, kst_res(ret), names[i]);
 		if (ret) {
 			kst_conn_free(c);
