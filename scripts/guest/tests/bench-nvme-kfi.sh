@@ -71,6 +71,13 @@ table() {
 		return ((k, a) in mb) && ((k, b) in mb) && mb[k, b] > 0 ?
 		       sprintf("%.3f", mb[k, a] / mb[k, b]) : "-"
 	}
+	# The job and every transport'"'"'s value of a[] for row key k.
+	function row(k, a,    i, f) {
+		split(k, f, " ")
+		printf "%-9s %5s %3s", f[1], f[2], f[3]
+		for (i = 1; i <= 4; i++)
+			printf " %10s", (k, t[i]) in a ? a[k, t[i]] : "-"
+	}
 	END {
 		printf "%-9s %5s %3s", "job", "bs", "qd"
 		split("kfi-verbs rdma kfi-ntb tcp", t, " ")
@@ -78,21 +85,13 @@ table() {
 			printf " %10s", t[i] "_MB/s"
 		printf " %14s %12s\n", "kfi-verbs/rdma", "kfi-ntb/tcp"
 		for (j = 0; j < n; j++) {
-			k = keys[j]
-			split(k, f, " ")
-			printf "%-9s %5s %3s", f[1], f[2], f[3]
-			for (i = 1; i <= 4; i++)
-				printf " %10s", (k, t[i]) in mb ? mb[k, t[i]] : "-"
-			printf " %14s %12s\n", ratio(k, "kfi-verbs", "rdma"),
-			       ratio(k, "kfi-ntb", "tcp")
+			row(keys[j], mb)
+			printf " %14s %12s\n", ratio(keys[j], "kfi-verbs", "rdma"),
+			       ratio(keys[j], "kfi-ntb", "tcp")
 		}
 		printf "mean completion latency, us:\n"
 		for (j = 0; j < n; j++) {
-			k = keys[j]
-			split(k, f, " ")
-			printf "%-9s %5s %3s", f[1], f[2], f[3]
-			for (i = 1; i <= 4; i++)
-				printf " %10s", (k, t[i]) in lat ? lat[k, t[i]] : "-"
+			row(keys[j], lat)
 			printf "\n"
 		}
 	}'
