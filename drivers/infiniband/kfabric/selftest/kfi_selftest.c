@@ -1533,10 +1533,10 @@ static enum kst_result kst_test_rma_read(struct kst_run *run)
 
 /*
  * A write of @len bytes with immediate data, then VERIFY. One operation,
- * so beyond a message's size the local buffer is @sge blocks at most (one
- * physically contiguous block for the client's one-segment endpoints).
+ * and the client's endpoints take one send segment (kst_conn_open()): a
+ * local buffer beyond a message's size is one physically contiguous block.
  */
-static int kst_write_imm(struct kst_conn *c, u64 len, u32 sge)
+static int kst_write_imm(struct kst_conn *c, u64 len)
 {
 	struct kfi_rma_iov rma = kst_remote(c, 0, len);
 	bool big = len > KST_MSG_MAX;
@@ -1544,8 +1544,7 @@ static int kst_write_imm(struct kst_conn *c, u64 len, u32 sge)
 	u32 seed, other, imm;
 	int ret;
 
-	ret = kst_local_alloc(&l, len, big,
-			      big ? get_order(DIV_ROUND_UP_ULL(len, sge)) : 0);
+	ret = kst_local_alloc(&l, len, big, big ? get_order(len) : 0);
 	if (ret)
 		return ret;
 	other = get_random_u32();
@@ -1597,7 +1596,6 @@ static enum kst_result kst_test_imm(struct kst_run *run)
 	struct kst_conn_param p;
 	struct kst_conn *c;
 	unsigned int i;
-	u32 sge;
 	int ret;
 
 	if (!run->imm_info) {
@@ -1605,8 +1603,6 @@ static enum kst_result kst_test_imm(struct kst_run *run)
 		return KST_SKIP;
 	}
 	a = &run->imm_info->attr;
-	/* The client's endpoints take one send segment (kst_conn_open()). */
-	sge = 1;
 	kst_param(&p, max_t(u64, SZ_64K, min_t(u64, SZ_4M, run->o.sizes)), SZ_4K);
 	c = kst_conn_open(run, run->imm_info, &p);
 	if (IS_ERR(c))
@@ -1640,7 +1636,7 @@ static enum kst_result kst_test_imm(struct kst_run *run)
 			ret = -ENOSPC;
 		} else {
 			c->timeout = kst_timeout(sizes[i]);
-			ret = kst_write_imm(c, sizes[i], sge);
+			ret = kst_write_imm(c, sizes[i]);
 		}
 		kst_result(run, kst_res(ret), names[i]);
 		if (ret) {
