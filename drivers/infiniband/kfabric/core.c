@@ -12,6 +12,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/device.h>
+#include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -287,6 +288,11 @@ static bool kfi_domain_attr_valid(const struct kfi_domain *domain)
 	if ((a->caps & KFI_CAP_RMA) && (!a->max_rma_sge || !a->max_rma_size ||
 					!a->max_mr || !a->max_mr_segs ||
 					!a->mr_key_size || a->mr_key_size > 8))
+		return false;
+	/* ULPs size the blocks of their regions' buffers by it. */
+	if ((a->caps & KFI_CAP_RMA) &&
+	    (!is_power_of_2(a->max_mr_block) || a->max_mr_block < PAGE_SIZE ||
+	     a->max_mr_block > a->max_mr_size))
 		return false;
 	if ((a->caps & KFI_CAP_RMA_IMM) && !a->cq_data_size)
 		return false;

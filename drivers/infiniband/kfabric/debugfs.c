@@ -50,9 +50,10 @@ static int kfi_domain_attr_show(struct seq_file *s, void *unused)
 		   a->max_recv_ops, a->max_send_sge, a->max_recv_sge,
 		   a->max_rma_sge);
 	seq_printf(s, "max_msg_size %llu\nmax_rma_size %llu\nmax_mr_size %llu\n"
-		   "max_mr_segs %u\nmr_key_size %u\ncq_data_size %u\n",
-		   a->max_msg_size, a->max_rma_size, a->max_mr_size,
-		   a->max_mr_segs, a->mr_key_size, a->cq_data_size);
+		   "max_mr_segs %u\nmax_mr_block %llu\nmr_key_size %u\n"
+		   "cq_data_size %u\n", a->max_msg_size, a->max_rma_size,
+		   a->max_mr_size, a->max_mr_segs, a->max_mr_block,
+		   a->mr_key_size, a->cq_data_size);
 	seq_printf(s, "max_cm_data %u\nmax_reject_data %u\nnum_comp_vectors %u\n"
 		   "auth_key_size %u\ntclass_mask %#x\n", a->max_cm_data,
 		   a->max_reject_data, a->num_comp_vectors, a->auth_key_size,

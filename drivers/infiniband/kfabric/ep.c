@@ -391,6 +391,8 @@ EXPORT_SYMBOL_GPL(kfi_connect);
  * @len: bytes of @private_data, at most &kfi_domain_attr.max_cm_data
  *
  * %KFI_CM_CONNECTED follows on @ep when the connection is established.
+ * The connecting side transmits first: on iWARP, @ep must not post a
+ * send, write or read before one of its receives has completed.
  *
  * Context: the %KFI_CM_CONNREQ handler.
  * Return: 0, -EINVAL, -ENODEV, or the provider's error (after which the

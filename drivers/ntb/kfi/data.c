@@ -643,15 +643,23 @@ static void kfn_tx_nak(struct kfn_ep *kep, u32 pos, u8 status)
 		kfn_tx_desc(kep, &d, 0);
 }
 
-static void kfn_dma_done(void *arg)
+struct kfn_dma_wait {
+	struct completion done;
+	enum dmaengine_tx_result result;
+};
+
+static void kfn_dma_done(void *arg, const struct dmaengine_result *res)
 {
-	complete(arg);
+	struct kfn_dma_wait *wait = arg;
+
+	wait->result = res->result;
+	complete(&wait->done);
 }
 
 /*
  * Copy a piece of a kvec or bio_vec buffer into the outbound window with
- * the DMA engine. Returns -EOPNOTSUPP when it cannot, so the caller copies
- * with the CPU.
+ * the DMA engine. Returns -EOPNOTSUPP when it cannot start the copy and
+ * -EIO when the engine failed it, so the caller copies with the CPU.
  */
 static int kfn_dma_copy(struct kfn_link *link, const struct bio_vec *bv,
 			void *dst)
@@ -659,11 +667,11 @@ static int kfn_dma_copy(struct kfn_link *link, const struct bio_vec *bv,
 	struct dma_chan *chan = link->dma;
 	struct device *dev = chan->device->dev;
 	struct dma_async_tx_descriptor *tx;
-	DECLARE_COMPLETION_ONSTACK(done);
+	struct kfn_dma_wait wait;
 	dma_addr_t src_dma, dst_dma;
-	dma_cookie_t cookie;
 	int ret = -EOPNOTSUPP;
 
+	init_completion(&wait.done);
 	src_dma = dma_map_page(dev, bv->bv_page, bv->bv_offset, bv->bv_len,
 			       DMA_TO_DEVICE);
 	if (dma_mapping_error(dev, src_dma))
@@ -676,21 +684,21 @@ static int kfn_dma_copy(struct kfn_link *link, const struct bio_vec *bv,
 				       DMA_PREP_INTERRUPT);
 	if (!tx)
 		goto unmap_dst;
-	tx->callback = kfn_dma_done;
-	tx->callback_param = &done;
-	cookie = dmaengine_submit(tx);
-	if (dma_submit_error(cookie))
+	tx->callback_result = kfn_dma_done;
+	tx->callback_param = &wait;
+	if (dma_submit_error(dmaengine_submit(tx)))
 		goto unmap_dst;
 	dma_async_issue_pending(chan);
-	if (!wait_for_completion_timeout(&done, HZ)) {
+	if (!wait_for_completion_timeout(&wait.done, HZ)) {
+		/* After this the callback cannot run: @wait may go. */
 		dmaengine_terminate_sync(chan);
 		ret = -EIO;
 	} else {
-		ret = dma_async_is_tx_complete(chan, cookie, NULL, NULL) ==
-		      DMA_COMPLETE ?
-		      0 : -EIO;
+		ret = wait.result == DMA_TRANS_NOERROR ? 0 : -EIO;
 	}
-	if (!ret)
+	if (ret)
+		link->stats.dma_errors++;
+	else
 		link->stats.dma_copies++;
 unmap_dst:
 	dma_unmap_resource(dev, dst_dma, bv->bv_len, DMA_FROM_DEVICE, 0);

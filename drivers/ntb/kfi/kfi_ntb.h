@@ -301,6 +301,7 @@ struct kfn_link {
 		u64 link_ups;
 		u64 link_downs;
 		u64 dma_copies;
+		u64 dma_errors;
 	} stats;
 };
 

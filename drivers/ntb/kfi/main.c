@@ -379,8 +379,9 @@ void kfn_fill_attr(struct kfn_link *link)
 {
 	struct kfi_domain_attr *a = &link->dom.attr;
 
+	/* Operations complete when the peer consumed or refused them. */
 	a->caps = KFI_CAP_MSG | KFI_CAP_RMA | KFI_CAP_RMA_IMM |
-		  KFI_CAP_REMOTE_INV | KFI_CAP_AUTH_KEY;
+		  KFI_CAP_REMOTE_INV | KFI_CAP_AUTH_KEY | KFI_CAP_DELIVERY;
 	a->ep_types = BIT(KFI_EP_MSG);
 	a->protocol = KFI_PROTO_NTB;
 	a->addr_format = KFI_ADDR_NAME;
@@ -397,6 +398,8 @@ void kfn_fill_attr(struct kfn_link *link)
 	a->max_rma_size = SZ_16M;
 	a->max_mr_size = SZ_1G;
 	a->max_mr_segs = SZ_1G >> PAGE_SHIFT;
+	/* Regions are copied to and from, never mapped in pages. */
+	a->max_mr_block = SZ_1G;
 	a->mr_key_size = sizeof(u32);
 	a->cq_data_size = sizeof(u32);
 	a->max_cm_data = KFI_CM_DATA_MAX;
@@ -444,15 +447,24 @@ static int kfn_info_show(struct seq_file *s, void *unused)
 			   link->out_l.chan_size, link->out_l.max_chunk);
 	seq_printf(s, "channels bound %u closing %u\n", bound, closing);
 	seq_printf(s, "dma %s\n", link->dma ? dma_chan_name(link->dma) : "none");
-	seq_printf(s, "link_ups %llu link_downs %llu proto_errors %llu naks %llu dma_copies %llu\n",
+	seq_printf(s, "link_ups %llu link_downs %llu proto_errors %llu naks %llu dma_copies %llu dma_errors %llu\n",
 		   link->stats.link_ups, link->stats.link_downs,
 		   link->stats.proto_errors, link->stats.naks,
-		   link->stats.dma_copies);
+		   link->stats.dma_copies, link->stats.dma_errors);
 	mutex_unlock(&link->mutex);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(kfn_info);
 
+static bool kfn_dma_filter(struct dma_chan *chan, void *dev)
+{
+	return chan->device->dev == dev;
+}
+
+/*
+ * A memcpy channel for the outbound copies: one of an engine on the NTB
+ * device itself, which reaches its windows for sure, else any.
+ */
 static void kfn_dma_init(struct kfn_link *link)
 {
 	dma_cap_mask_t mask;
@@ -462,9 +474,13 @@ static void kfn_dma_init(struct kfn_link *link)
 		return;
 	dma_cap_zero(mask);
 	dma_cap_set(DMA_MEMCPY, mask);
-	chan = dma_request_chan_by_mask(&mask);
-	if (!IS_ERR(chan))
-		link->dma = chan;
+	chan = dma_request_channel(mask, kfn_dma_filter, &link->ntb->pdev->dev);
+	if (!chan) {
+		chan = dma_request_chan_by_mask(&mask);
+		if (IS_ERR(chan))
+			return;
+	}
+	link->dma = chan;
 }
 
 static int kfn_probe(struct ntb_client *client, struct ntb_dev *ntb)

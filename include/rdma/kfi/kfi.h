@@ -76,6 +76,15 @@ struct dentry;
  *
  * %KFI_CAP_TCLASS: endpoints honour a traffic class
  * (&struct kfi_ep_attr.tclass).
+ *
+ * %KFI_CAP_DELIVERY: kfi_send() and kfi_write() complete only once the
+ * peer has placed their data or refused it, so a write that the peer
+ * refuses completes with its error (-EACCES). Without it, as on iWARP,
+ * they complete once their buffers may be reused, which can be before the
+ * data arrives; a refusal then ends the connection, and the operations
+ * after the refused one fail. Either way a successful completion means
+ * the local buffers may be reused, and the ordering rules of the posting
+ * flags hold.
  */
 #define KFI_CAP_MSG		BIT_ULL(0)
 #define KFI_CAP_RMA		BIT_ULL(1)
@@ -83,9 +92,10 @@ struct dentry;
 #define KFI_CAP_REMOTE_INV	BIT_ULL(3)
 #define KFI_CAP_AUTH_KEY	BIT_ULL(4)
 #define KFI_CAP_TCLASS		BIT_ULL(5)
+#define KFI_CAP_DELIVERY	BIT_ULL(6)
 #define KFI_CAP_ALL		(KFI_CAP_MSG | KFI_CAP_RMA | KFI_CAP_RMA_IMM | \
 				 KFI_CAP_REMOTE_INV | KFI_CAP_AUTH_KEY | \
-				 KFI_CAP_TCLASS)
+				 KFI_CAP_TCLASS | KFI_CAP_DELIVERY)
 
 /**
  * enum kfi_ep_type - endpoint types
@@ -182,6 +192,9 @@ int kfi_addr_print(char *buf, size_t size, const struct kfi_addr *addr);
  * @max_mr_segs: segments one mapping of a memory region may have, the
  *	largest @max_segs kfi_mr_alloc() takes; a segment is a physically
  *	contiguous piece of the buffer (&struct kfi_mr)
+ * @max_mr_block: the largest aligned block that one segment of a memory
+ *	region covers, a power of two from PAGE_SIZE to @max_mr_size: for a
+ *	provider that maps memory in pages, its largest page (&struct kfi_mr)
  * @mr_key_size: significant bytes of a memory region key
  * @cq_data_size: bytes of immediate data (%KFI_IMM), 0 if none
  * @max_cm_data: bytes of private data on connect and accept
@@ -209,6 +222,7 @@ struct kfi_domain_attr {
 	u64 max_rma_size;
 	u64 max_mr_size;
 	u32 max_mr_segs;
+	u64 max_mr_block;
 	u32 mr_key_size;
 	u32 cq_data_size;
 	u32 max_cm_data;
@@ -689,15 +703,17 @@ int kfi_read(struct kfi_ep *ep, const struct kfi_msg *msg,
  * A provider that maps memory in pages of one size, as the verbs provider
  * does with fast registration (FRWR), uses the largest page size its
  * device supports that every boundary between two segments that are not
- * contiguous is aligned to, and the region holds @max_segs pages. So a
- * buffer of at most @max_segs segments always fits when its segments are
- * blocks of one power-of-two size of at least PAGE_SIZE, each aligned to
- * that size (blocks from alloc_pages() of one order, folios of one order),
- * or when every boundary between segments is page-aligned and the buffer
- * spans at most @max_segs pages. Only the first segment may start, and
- * only the last may end, inside a block or page. Other layouts may not
- * fit: kfi_mr_map() fails with -EINVAL when a boundary is not page-aligned
- * and with -E2BIG when the buffer needs more than @max_segs pages.
+ * contiguous is aligned to, and the region holds @max_segs pages. Its
+ * largest page is &kfi_domain_attr.max_mr_block. So a buffer of at most
+ * @max_segs segments always fits when its segments are blocks of one
+ * power-of-two size from PAGE_SIZE to max_mr_block, each aligned to that
+ * size (blocks from alloc_pages() of one order, folios of one order), or
+ * when every boundary between segments is page-aligned and the buffer
+ * spans at most @max_segs pages. A larger block takes a segment for each
+ * max_mr_block bytes of it. Only the first segment may start, and only
+ * the last may end, inside a block or page. Other layouts may not fit:
+ * kfi_mr_map() fails with -EINVAL when a boundary is not page-aligned and
+ * with -E2BIG when the buffer needs more than @max_segs pages.
  */
 struct kfi_mr {
 	struct kfi_domain *domain;

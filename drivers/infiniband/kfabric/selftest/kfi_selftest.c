@@ -22,11 +22,13 @@
  *          benchmark cases, iters= and bytes= bound the repetitions of
  *          each; api=verbs runs them on raw verbs, as a baseline
  *
- * The wire protocol is the module's own, version 1, little-endian. The
+ * The wire protocol is the module's own, version 2, little-endian. The
  * connection request carries a &struct kst_hello, which the responder
- * checks and answers in its accept. Once connected, the responder maps a
- * buffer of up to 4 MiB for remote reads and writes and sends its address,
- * key and length in a %KST_MSG_DESC message. The client then sends
+ * checks and answers in its accept. Once connected, the client asks with
+ * a %KST_MSG_DESC message for the responder's buffer of up to 4 MiB, which
+ * the responder maps for remote reads and writes, answering with its
+ * address, key and length. The client speaks first, as iWARP requires of
+ * the side that connects. It then sends
  * commands, one at a time, each answered with a %KST_MSG_REPLY: FILL and
  * VERIFY write and check a seeded pattern in a range of the buffer, ECHO
  * makes the responder send the next messages back unchanged, DISCONNECT
@@ -183,14 +185,17 @@ int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
 
 /*
  * Up to @len bytes in at most @max_blocks blocks of one order, the largest
- * the page allocator gives, up to KST_BLOCK_MAX: blocks of one size, each
- * aligned to it, are what a provider that maps memory in pages maps in a
- * page each (see &struct kfi_mr). With only small blocks left, the buffer
- * is shorter than @len; @b->len says how long.
+ * the page allocator gives, up to KST_BLOCK_MAX and @max_block: blocks of
+ * one size, each aligned to it, are what a provider that maps memory in
+ * pages maps in a page each, up to its largest page (see &struct kfi_mr).
+ * With only small blocks left, the buffer is shorter than @len; @b->len
+ * says how long.
  */
-static int kst_buf_alloc_blocks(struct kst_buf *b, u64 len, u32 max_blocks)
+static int kst_buf_alloc_blocks(struct kst_buf *b, u64 len, u32 max_blocks,
+				u64 max_block)
 {
-	unsigned int order = min(get_order(KST_BLOCK_MAX), get_order(len));
+	unsigned int order = min3(get_order(KST_BLOCK_MAX), get_order(len),
+				  get_order(max_block));
 
 	for (;; order--) {
 		if (!kst_buf_alloc(b, min(len, (u64)max_blocks << (PAGE_SHIFT + order)),
@@ -877,6 +882,10 @@ static int kst_desc_get(struct kst_conn *c)
 	struct kst_msg m;
 	int ret;
 
+	ret = kst_cmd_post(c, KST_MSG_DESC, 0, 0, 0, 0);
+	ret = ret ?: kst_wait(c, &c->tx);
+	if (ret)
+		return ret;
 	rx = kst_recv_next(c);
 	if (IS_ERR(rx))
 		return PTR_ERR(rx);
@@ -1810,6 +1819,34 @@ static enum kst_result kst_test_many_eps(struct kst_run *run)
 }
 
 /*
+ * Without %KFI_CAP_DELIVERY a refused write may complete before the
+ * refusal arrives, which then ends the connection: a valid read of the
+ * same 64 bytes behind it must fail.
+ */
+static int kst_rma_refused_later(struct kst_conn *c, struct kst_local *l)
+{
+	struct kfi_rma_iov rma = kst_remote(c, 0, 64);
+	int ret;
+
+	ret = kst_rma_post(c, l, &rma, false, 0, 0, &c->rma);
+	if (ret) {
+		kst_diag(c->run, "completed successfully; a read behind it: post failed with %pe",
+			 ERR_PTR(ret));
+		return 0;
+	}
+	ret = kst_wait(c, &c->rma);
+	if (ret == -ETIMEDOUT)
+		return ret;
+	if (!ret) {
+		kst_diag(c->run, "completed successfully, and so did a read behind it");
+		return -EPROTO;
+	}
+	kst_diag(c->run, "completed successfully (no KFI_CAP_DELIVERY); a read behind it: %pe",
+		 ERR_PTR(ret));
+	return 0;
+}
+
+/*
  * An RMA that the responder must refuse completes with an error, on a
  * connection of its own since the error ends it. The 64 bytes go @delta
  * bytes from the start of the responder's buffer, or from its end if
@@ -1842,6 +1879,10 @@ static int kst_rma_refused(struct kst_run *run, bool write, bool from_end,
 	ret = kst_wait(c, &c->rma);
 	if (ret == -ETIMEDOUT)
 		goto out_local;
+	if (!ret && write && !(run->info->attr.caps & KFI_CAP_DELIVERY)) {
+		ret = kst_rma_refused_later(c, &l);
+		goto out_local;
+	}
 	if (!ret) {
 		kst_diag(run, "completed successfully");
 		ret = -EPROTO;
@@ -2101,6 +2142,159 @@ static enum kst_result kst_test_invalid_args(struct kst_run *run)
 	kst_result(run, kst_res(ret), "still_usable");
 	kst_conn_free(c);
 	kst_local_free(&l);
+	return kst_sub_end(run);
+}
+
+/*
+ * Buffer layouts for kfi_mr_map(), on a block of KST_LAYOUT_ORDER: each
+ * segment is @len[i] bytes from the start of page @page[i] of the block.
+ * @err is 0 for a layout that must map, the errno it must fail with when
+ * @must_fail, else the errno it may fail with (see &struct kfi_mr).
+ */
+struct kst_layout {
+	const char *name;
+	u32 nr;
+	u32 page[3];
+	u32 len[3];
+	int err;
+	bool must_fail;
+};
+
+#define KST_LAYOUT_ORDER	3
+#define KST_LAYOUT_SEGS		2
+
+static const struct kst_layout kst_layouts[] = {
+	/* Page-aligned boundaries, no more pages than the region holds. */
+	{ "whole_pages", 2, { 0, 2 }, { PAGE_SIZE, PAGE_SIZE }, 0, false },
+	/* More segments than the region takes: never. */
+	{ "too_many_segs", 3, { 0, 2, 4 }, { PAGE_SIZE, PAGE_SIZE, PAGE_SIZE },
+	  -EINVAL, true },
+	/* A boundary inside a page: not for a provider that maps pages. */
+	{ "unaligned_boundary", 2, { 0, 2 }, { 100, PAGE_SIZE }, -EINVAL, false },
+	/* Two segments, six pages: not for one that maps two pages. */
+	{ "pages_beyond_max", 2, { 0, 4 }, { 3 * PAGE_SIZE, 3 * PAGE_SIZE },
+	  -E2BIG, false },
+};
+
+/*
+ * Writes the mapped region @mr (@len bytes), as a %KFI_IOV_MR buffer, to
+ * the responder and has it checked there: the mapping covers the buffer.
+ */
+static int kst_layout_write(struct kst_conn *c, struct kfi_mr *mr,
+			    const struct bio_vec *bv, u32 nr, u64 len)
+{
+	struct kfi_rma_iov rma = kst_remote(c, 0, len);
+	struct kfi_iov iov;
+	struct kfi_msg msg = { .iov = &iov, .niov = 1, .cqe = &c->rma.cqe };
+	u32 seed = get_random_u32(), i;
+	u64 off = 0;
+	int ret;
+
+	ret = kst_fill(c, 0, len, ~seed);
+	if (ret)
+		return ret;
+	for (i = 0; i < nr; off += bv[i].bv_len, i++)
+		kst_pat_fill(page_address(bv[i].bv_page) + bv[i].bv_offset, off,
+			     bv[i].bv_len, seed);
+	kfi_iov_mr(&iov, mr, 0, len);
+	kst_op_arm(&c->rma);
+	ret = kfi_write(c->ep, &msg, &rma, 0);
+	ret = ret ?: kst_wait(c, &c->rma);
+	return ret ?: kst_verify(c, 0, len, seed);
+}
+
+static enum kst_result kst_layout_one(struct kst_conn *c, struct page *block,
+				      const struct kst_layout *t)
+{
+	struct kfi_domain *domain = c->run->info->domain;
+	struct kst_run *run = c->run;
+	struct bio_vec bv[ARRAY_SIZE(t->page)];
+	enum kst_result res = KST_FAIL;
+	struct kfi_iov iov;
+	struct kfi_mr *mr;
+	u64 len = 0;
+	int ret, inv;
+	u32 i;
+
+	for (i = 0; i < t->nr; i++) {
+		bvec_set_page(&bv[i], block + t->page[i], t->len[i], 0);
+		len += t->len[i];
+	}
+	mr = kfi_mr_alloc(domain, KST_LAYOUT_SEGS);
+	if (IS_ERR(mr)) {
+		kst_diag(run, "kfi_mr_alloc: %pe", mr);
+		return KST_FAIL;
+	}
+	kfi_iov_bvec(&iov, bv, t->nr);
+	kst_op_arm(&c->rma);
+	ret = kfi_mr_map(c->ep, mr, &iov, 0, &c->rma.cqe, 0);
+	if (ret) {
+		if (ret == t->err)
+			res = KST_PASS;
+		kst_diag(run, "%s: %u segments, %llu bytes: %pe%s", t->name, t->nr,
+			 len, ERR_PTR(ret), ret == t->err ? "" : ", unexpected");
+		goto out;
+	}
+	ret = kst_wait(c, &c->rma);
+	if (ret) {
+		kst_diag(run, "%s: the mapping failed: %pe", t->name, ERR_PTR(ret));
+		goto out;
+	}
+	if (t->must_fail) {
+		kst_diag(run, "%s: %u segments mapped into a region of %u",
+			 t->name, t->nr, KST_LAYOUT_SEGS);
+	} else {
+		ret = kst_layout_write(c, mr, bv, t->nr, len);
+		if (!ret) {
+			res = KST_PASS;
+			kst_diag(run, "%s: %u segments, %llu bytes: mapped",
+				 t->name, t->nr, len);
+		} else {
+			kst_diag(run, "%s: write from the region: %pe",
+				 t->name, ERR_PTR(ret));
+		}
+	}
+	kst_op_arm(&c->rma);
+	inv = kfi_mr_invalidate(c->ep, mr, &c->rma.cqe, 0);
+	inv = inv ?: kst_wait(c, &c->rma);
+	if (inv) {
+		kst_diag(run, "%s: invalidation: %pe", t->name, ERR_PTR(inv));
+		res = KST_FAIL;
+	}
+out:
+	kfi_mr_free(mr);
+	return res;
+}
+
+/*
+ * kfi_mr_map() on the layouts of &struct kfi_mr: what must map maps and
+ * is written from, byte-checked; what must fail fails with -EINVAL; what
+ * may not fit either maps and is checked, or fails with its errno. Over
+ * a provider that maps pages (the verbs one) the last two fail, and the
+ * diagnostics say with what.
+ */
+static enum kst_result kst_test_mr_layout(struct kst_run *run)
+{
+	struct kst_conn *c;
+	struct page *block;
+	unsigned int i;
+
+	block = alloc_pages(GFP_KERNEL, KST_LAYOUT_ORDER);
+	if (!block)
+		return KST_FAIL;
+	c = kst_conn_open_small(run);
+	if (IS_ERR(c)) {
+		__free_pages(block, KST_LAYOUT_ORDER);
+		return KST_FAIL;
+	}
+	kst_sub_begin(run, "mr_layout", ARRAY_SIZE(kst_layouts) + 1);
+	for (i = 0; i < ARRAY_SIZE(kst_layouts); i++)
+		kst_result(run, kst_layout_one(c, block, &kst_layouts[i]),
+			   kst_layouts[i].name);
+	kst_result(run, kst_res(kst_pingpong(c, 64, 1, true, NULL)),
+		   "still_usable");
+	kst_conn_free(c);
+	__free_pages(block, KST_LAYOUT_ORDER);
 	return kst_sub_end(run);
 }
 
@@ -2371,16 +2565,15 @@ struct kst_srx {
  * @echo_left: messages still to be sent back unchanged
  * @imm: the domain has %KFI_CAP_RMA_IMM
  * @map_cqe: completion object of the mapping of @region
- * @desc_cqe: completion object of the descriptor send
- * @desc_kvec: the descriptor
+ * @described: the buffer is mapped and its descriptor went out
  * @lock: protects @listed, @dead and @release_queued
  * @listed: on the list: teardown goes through @release_work
  * @dead: the connection is over
  * @release_queued: @release_work was queued, or teardown was claimed
  * @release_work: claims the connection and tears it down
  *
- * @echo_left is only used by completion callbacks, which do not run
- * concurrently on one completion queue.
+ * @echo_left and @described are only used by completion callbacks, which
+ * do not run concurrently on one completion queue.
  */
 struct kst_sconn {
 	struct kst_server *srv;
@@ -2395,8 +2588,7 @@ struct kst_sconn {
 	u32 echo_left;
 	bool imm;
 	struct kfi_cqe map_cqe;
-	struct kfi_cqe desc_cqe;
-	struct kvec desc_kvec;
+	bool described;
 	spinlock_t lock;	/* listed, dead, release_queued */
 	bool listed;
 	bool dead;
@@ -2428,6 +2620,17 @@ static void kst_sconn_kill(struct kst_sconn *conn)
 	spin_unlock_irqrestore(&conn->lock, flags);
 }
 
+/*
+ * The connection broke on the responder's side: say why, since only the
+ * client reports results, then tear it down.
+ */
+static void kst_sconn_fail(struct kst_sconn *conn, const char *what, int err)
+{
+	pr_info_ratelimited("responder: %s: %pe, dropping the connection\n",
+			    what, ERR_PTR(err));
+	kst_sconn_kill(conn);
+}
+
 static int kst_srx_post(struct kst_srx *rx)
 {
 	struct kfi_iov iov;
@@ -2438,8 +2641,40 @@ static int kst_srx_post(struct kst_srx *rx)
 }
 
 /*
+ * Maps the buffer and describes it in @m. The mapping is ordered before
+ * the reply on the endpoint, so the key can go out at once. There is one
+ * mapping per connection.
+ */
+static int kst_sconn_describe(struct kst_sconn *conn, struct kst_msg *m)
+{
+	struct kfi_iov region;
+	int ret;
+
+	if (conn->described)
+		return -EPROTO;
+	kfi_iov_bvec(&region, conn->region.bvec, conn->region.nr);
+	ret = kfi_mr_map(conn->ep, conn->mr, &region,
+			 KFI_ACCESS_REMOTE_READ | KFI_ACCESS_REMOTE_WRITE,
+			 &conn->map_cqe, KFI_MORE);
+	if (ret) {
+		pr_info_ratelimited("responder: mapping the region: %pe\n",
+				    ERR_PTR(ret));
+		return ret;
+	}
+	conn->described = true;
+	kst_msg_init(m, KST_MSG_DESC);
+	m->addr = cpu_to_le64(conn->mr->addr);
+	m->key = cpu_to_le64(conn->mr->key);
+	m->len = cpu_to_le64(conn->mr->length);
+	m->msg_size = cpu_to_le32(conn->msg_size);
+	m->flags = cpu_to_le32(conn->imm ? KST_DESC_IMM : 0);
+	return sizeof(*m);
+}
+
+/*
  * Handles a message that arrived in @rx and builds the reply in the same
- * buffer. Returns the reply's length, or -ENOTCONN to drop the connection.
+ * buffer. Returns the reply's length, or a negative errno to drop the
+ * connection.
  */
 static int kst_sconn_handle(struct kst_sconn *conn, struct kst_srx *rx,
 			    const struct kfi_wc *wc)
@@ -2494,6 +2729,8 @@ static int kst_sconn_handle(struct kst_sconn *conn, struct kst_srx *rx,
 		else
 			conn->echo_left = count;
 		break;
+	case KST_MSG_DESC:
+		return kst_sconn_describe(conn, m);
 	case KST_MSG_DISCONNECT:
 		return -ENOTCONN;
 	default:
@@ -2518,7 +2755,7 @@ static void kst_srx_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 
 	if (wc->status) {
 		if (wc->status != -ECANCELED)
-			kst_sconn_kill(conn);
+			kst_sconn_fail(conn, "receive", wc->status);
 		return;
 	}
 	len = kst_sconn_handle(conn, rx, wc);
@@ -2528,22 +2765,25 @@ static void kst_srx_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 	}
 	rx->send_kvec.iov_len = len;
 	kfi_iov_kvec(&iov, &rx->send_kvec, 1);
-	if (kfi_send(conn->ep, &msg, 0))
-		kst_sconn_kill(conn);
+	len = kfi_send(conn->ep, &msg, 0);
+	if (len)
+		kst_sconn_fail(conn, "posting a reply", len);
 }
 
 /* The reply went out: the buffer takes the next message. */
 static void kst_srx_send_done(struct kfi_cq *cq, struct kfi_wc *wc)
 {
 	struct kst_srx *rx = container_of(wc->cqe, struct kst_srx, send_cqe);
+	int ret;
 
 	if (wc->status) {
 		if (wc->status != -ECANCELED)
-			kst_sconn_kill(rx->conn);
+			kst_sconn_fail(rx->conn, "reply", wc->status);
 		return;
 	}
-	if (kst_srx_post(rx))
-		kst_sconn_kill(rx->conn);
+	ret = kst_srx_post(rx);
+	if (ret)
+		kst_sconn_fail(rx->conn, "posting a receive", ret);
 }
 
 static void kst_sconn_map_done(struct kfi_cq *cq, struct kfi_wc *wc)
@@ -2551,53 +2791,16 @@ static void kst_sconn_map_done(struct kfi_cq *cq, struct kfi_wc *wc)
 	struct kst_sconn *conn = container_of(wc->cqe, struct kst_sconn, map_cqe);
 
 	if (wc->status && wc->status != -ECANCELED)
-		kst_sconn_kill(conn);
-}
-
-static void kst_sconn_desc_done(struct kfi_cq *cq, struct kfi_wc *wc)
-{
-	struct kst_sconn *conn = container_of(wc->cqe, struct kst_sconn, desc_cqe);
-
-	if (wc->status && wc->status != -ECANCELED)
-		kst_sconn_kill(conn);
-}
-
-/*
- * Connected: map the buffer and describe it. The mapping is ordered
- * before the send on the endpoint, so the key can go out at once.
- */
-static int kst_sconn_start(struct kst_sconn *conn)
-{
-	struct kst_msg *d = conn->desc_kvec.iov_base;
-	struct kfi_iov region, iov;
-	struct kfi_msg msg = { .iov = &iov, .niov = 1, .cqe = &conn->desc_cqe };
-	int ret;
-
-	kfi_iov_bvec(&region, conn->region.bvec, conn->region.nr);
-	ret = kfi_mr_map(conn->ep, conn->mr, &region,
-			 KFI_ACCESS_REMOTE_READ | KFI_ACCESS_REMOTE_WRITE,
-			 &conn->map_cqe, KFI_MORE);
-	if (ret)
-		return ret;
-	kst_msg_init(d, KST_MSG_DESC);
-	d->addr = cpu_to_le64(conn->mr->addr);
-	d->key = cpu_to_le64(conn->mr->key);
-	d->len = cpu_to_le64(conn->mr->length);
-	d->msg_size = cpu_to_le32(conn->msg_size);
-	d->flags = cpu_to_le32(conn->imm ? KST_DESC_IMM : 0);
-	kfi_iov_kvec(&iov, &conn->desc_kvec, 1);
-	return kfi_send(conn->ep, &msg, 0);
+		kst_sconn_fail(conn, "mapping the region", wc->status);
 }
 
 static void kst_sconn_cm_handler(void *context, const struct kfi_cm_event *ev)
 {
 	struct kst_sconn *conn = context;
 
-	if (ev->type == KFI_CM_CONNECTED) {
-		if (kst_sconn_start(conn))
-			kst_sconn_kill(conn);
+	/* The client speaks first (KST_MSG_DESC). */
+	if (ev->type == KFI_CM_CONNECTED)
 		return;
-	}
 	/* Every other event means the connection is gone. */
 	kst_sconn_kill(conn);
 }
@@ -2610,7 +2813,6 @@ static void kst_sconn_free(struct kst_sconn *conn)
 	kfi_ep_free(conn->ep);
 	kfi_mr_free(conn->mr);
 	kfi_cq_free(conn->cq);
-	kfree(conn->desc_kvec.iov_base);
 	for (i = 0; conn->rx && i < conn->nr_rx; i++)
 		kfree(conn->rx[i].recv_kvec.iov_base);
 	kfree(conn->rx);
@@ -2668,8 +2870,8 @@ static struct kst_sconn *kst_sconn_create(struct kst_server *srv,
 	int ret;
 	u32 i;
 
-	/* Each receive may have a reply out; plus the mapping and descriptor. */
-	if (a->max_send_ops < 3)
+	/* Each receive may have a reply out, plus the mapping. */
+	if (a->max_send_ops < 2)
 		return ERR_PTR(-EINVAL);
 	conn = kzalloc_obj(*conn, GFP_KERNEL);
 	if (!conn)
@@ -2681,19 +2883,15 @@ static struct kst_sconn *kst_sconn_create(struct kst_server *srv,
 	conn->msg_size = msg_size;
 	conn->imm = a->caps & KFI_CAP_RMA_IMM;
 	conn->map_cqe.done = kst_sconn_map_done;
-	conn->desc_cqe.done = kst_sconn_desc_done;
 	conn->nr_rx = min_t(u32, KST_SRV_RX,
-			    min(a->max_recv_ops, a->max_send_ops - 2));
+			    min(a->max_recv_ops, a->max_send_ops - 1));
 
-	ret = kst_buf_alloc_blocks(&conn->region, region_len, a->max_mr_segs);
+	ret = kst_buf_alloc_blocks(&conn->region, region_len, a->max_mr_segs,
+				   a->max_mr_block);
 	if (ret)
 		goto err;
 
 	ret = -ENOMEM;
-	conn->desc_kvec.iov_len = sizeof(struct kst_msg);
-	conn->desc_kvec.iov_base = kmalloc_obj(struct kst_msg, GFP_KERNEL);
-	if (!conn->desc_kvec.iov_base)
-		goto err;
 	conn->rx = kzalloc_objs(*conn->rx, conn->nr_rx, GFP_KERNEL);
 	if (!conn->rx)
 		goto err;
@@ -2961,6 +3159,7 @@ static const struct kst_test kst_tests[] = {
 	{ "out_of_bounds", kst_test_out_of_bounds },
 	{ "peer_disconnect", kst_test_peer_disconnect },
 	{ "invalid_args", kst_test_invalid_args },
+	{ "mr_layout", kst_test_mr_layout },
 };
 
 static const struct kst_test kst_bench_cases[] = {
@@ -3226,9 +3425,9 @@ static void kst_discover(struct kst_run *run)
 	kst_diag(run, "domain %s, local address %s, caps %#llx", a->name, src,
 		 a->caps);
 	kst_diag(run,
-		 "max_msg_size %llu max_rma_size %llu max_mr_size %llu max_rma_sge %u max_mr_segs %u",
+		 "max_msg_size %llu max_rma_size %llu max_mr_size %llu max_rma_sge %u max_mr_segs %u max_mr_block %llu",
 		 a->max_msg_size, a->max_rma_size, a->max_mr_size,
-		 a->max_rma_sge, a->max_mr_segs);
+		 a->max_rma_sge, a->max_mr_segs, a->max_mr_block);
 
 	hints.caps |= KFI_CAP_RMA_IMM;
 	if (!kfi_getinfo(&hints, &run->imm_infos))

@@ -16,7 +16,7 @@
 #include <rdma/kfi/kfi.h>
 
 #define KST_MAGIC		0x6b667374	/* "kfst" */
-#define KST_VERSION		1
+#define KST_VERSION		2
 
 #define KST_TIMEOUT_SECS	10
 #define KST_TIMEOUT		(KST_TIMEOUT_SECS * HZ)
@@ -48,8 +48,10 @@ struct kst_hello {
 
 /**
  * enum kst_msg_type - protocol messages
- * @KST_MSG_DESC: responder, first message: its buffer's address, key and
- *	length, the largest message it receives and %KST_DESC_* flags
+ * @KST_MSG_DESC: client, first message: map and describe the buffer;
+ *	responder, the answer: the buffer's address, key and length, the
+ *	largest message it receives and %KST_DESC_* flags. The client asks
+ *	because on iWARP the side that connects must send first (MPA).
  * @KST_MSG_FILL: client: fill a range of the buffer with a pattern
  * @KST_MSG_VERIFY: client: check a range of the buffer against a pattern
  * @KST_MSG_ECHO: client: send back the next messages unchanged

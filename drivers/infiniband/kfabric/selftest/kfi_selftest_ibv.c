@@ -294,12 +294,18 @@ static int kst_ibv_cmd(struct kst_ibv_conn *c, enum kst_msg_type type, u64 off,
 	return status <= MAX_ERRNO ? -(int)status : -EPROTO;
 }
 
-/* Reads the responder's descriptor of its buffer. */
+/* Asks for the responder's descriptor of its buffer and reads it. */
 static int kst_ibv_desc_get(struct kst_ibv_conn *c)
 {
 	struct kst_msg m;
 	int ret, i;
 
+	kst_msg_init(c->tx.addr, KST_MSG_DESC);
+	ret = kst_ibv_send(c, sizeof(m));
+	if (!ret)
+		ret = kst_ibv_wait(c, &c->tx_op);
+	if (ret)
+		return ret;
 	i = kst_ibv_recv_next(c);
 	if (i < 0)
 		return i;

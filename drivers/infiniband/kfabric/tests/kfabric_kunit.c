@@ -485,6 +485,18 @@ static void kfi_test_domain_register(struct kunit *test)
 	d->attr.num_comp_vectors = 1;
 	/* RMA without RMA limits. */
 	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
+	d->attr.max_rma_sge = 1;
+	d->attr.max_rma_size = SZ_64K;
+	d->attr.max_mr = 1;
+	d->attr.max_mr_segs = 16;
+	d->attr.max_mr_size = SZ_64K;
+	d->attr.mr_key_size = 4;
+	/* Region blocks that are no power of two, or beyond a region. */
+	d->attr.max_mr_block = 3 * PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
+	d->attr.max_mr_block = SZ_128K;
+	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
+	d->attr.max_mr_block = PAGE_SIZE;
 	d->attr.caps = KFI_CAP_MSG | KFI_CAP_AUTH_KEY;
 	/* An authorization key capability without a key size. */
 	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);

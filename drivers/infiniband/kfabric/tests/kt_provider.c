@@ -834,6 +834,7 @@ static void kt_fill_attr(struct kfi_domain_attr *a, const char *name)
 	a->max_rma_size = SZ_16K;
 	a->max_mr_size = SZ_4M;
 	a->max_mr_segs = 1024;
+	a->max_mr_block = SZ_4M;
 	a->mr_key_size = 4;
 	a->cq_data_size = 4;
 	a->max_cm_data = 64;

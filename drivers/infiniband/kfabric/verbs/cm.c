@@ -90,9 +90,16 @@ static int vbs_route_resolved(struct vbs_ep *vep, struct rdma_cm_id *id)
 	};
 	int ret;
 
-	ret = vbs_qp_cm_modify(vep, id, IB_QPS_INIT);
-	if (ret)
-		return ret;
+	/*
+	 * Before the connection exists rdma_cm gives an iWARP QP no remote
+	 * access, and the iWARP CM takes it to RTS without another INIT:
+	 * keep the access the QP got when it was created.
+	 */
+	if (!vep_dom(vep)->iwarp) {
+		ret = vbs_qp_cm_modify(vep, id, IB_QPS_INIT);
+		if (ret)
+			return ret;
+	}
 	return rdma_connect_locked(id, &param);
 }
 
@@ -153,7 +160,19 @@ static int vbs_ep_cm_event(struct vbs_ep *vep, struct rdma_cm_id *id,
 			  ev->param.conn.private_data_len);
 		break;
 	case RDMA_CM_EVENT_ESTABLISHED:
-		/* Passive side: the QP went to RTS before the accept. */
+		/*
+		 * Active side on iWARP: the iWARP CM moved the QP to RTS when
+		 * the MPA reply came, and this event carries the reply's
+		 * private data. Passive side: the QP is ready since the
+		 * accept.
+		 */
+		if (READ_ONCE(vep->state) == VBS_EP_CONNECTING) {
+			WRITE_ONCE(vep->state, VBS_EP_CONNECTED);
+			vbs_event(vep, KFI_CM_CONNECTED, 0,
+				  ev->param.conn.private_data,
+				  ev->param.conn.private_data_len);
+			break;
+		}
 		vbs_event(vep, KFI_CM_CONNECTED, 0, NULL, 0);
 		break;
 	case RDMA_CM_EVENT_REJECTED:
@@ -301,10 +320,14 @@ int vbs_accept(struct kfi_ep *ep, struct kfi_connreq *req,
 
 	if (vep->state != VBS_EP_IDLE || vep->id)
 		goto reject;
+	/*
+	 * The iWARP CM moves the QP on from INIT itself, in the accept,
+	 * once it has the TCP connection the QP runs on.
+	 */
 	ret = vbs_qp_cm_modify(vep, cr->id, IB_QPS_INIT);
-	if (!ret)
+	if (!ret && !to_vdom(ep->domain)->iwarp)
 		ret = vbs_qp_cm_modify(vep, cr->id, IB_QPS_RTR);
-	if (!ret)
+	if (!ret && !to_vdom(ep->domain)->iwarp)
 		ret = vbs_qp_cm_modify(vep, cr->id, IB_QPS_RTS);
 	if (ret)
 		goto reject;

@@ -49,7 +49,8 @@ static int vbs_wc_status(enum ib_wc_status status)
 }
 
 static int vbs_ring_init(struct vbs_ring *ring, struct vbs_ep *vep, u32 size,
-			 u32 max_sge, void (*done)(struct ib_cq *, struct ib_wc *))
+			 u32 max_sge, bool rd,
+			 void (*done)(struct ib_cq *, struct ib_wc *))
 {
 	u32 i;
 
@@ -60,11 +61,20 @@ static int vbs_ring_init(struct vbs_ring *ring, struct vbs_ep *vep, u32 size,
 			      GFP_KERNEL);
 	if (!ring->ops || !ring->sges)
 		return -ENOMEM;
+	if (rd) {
+		ring->rd_sgls = kvcalloc(size, array_size(max_sge,
+							  sizeof(*ring->rd_sgls)),
+					 GFP_KERNEL);
+		if (!ring->rd_sgls)
+			return -ENOMEM;
+	}
 	for (i = 0; i < size; i++) {
 		ring->ops[i].cqe.done = done;
 		ring->ops[i].vep = vep;
 		ring->ops[i].idx = i;
 		ring->ops[i].sge = ring->sges + (size_t)i * max_sge;
+		if (rd)
+			ring->ops[i].rd_sgl = ring->rd_sgls + (size_t)i * max_sge;
 	}
 	return 0;
 }
@@ -73,6 +83,7 @@ static void vbs_ring_free(struct vbs_ring *ring)
 {
 	kvfree(ring->ops);
 	kvfree(ring->sges);
+	kvfree(ring->rd_sgls);
 }
 
 static void vbs_unmap_sges(struct vbs_ep *vep, struct vbs_op *op)
@@ -80,6 +91,12 @@ static void vbs_unmap_sges(struct vbs_ep *vep, struct vbs_op *op)
 	struct vbs_domain *vdom = vep_dom(vep);
 	u32 i;
 
+	if (op->rd_mr) {
+		ib_dma_unmap_sg(vdom->ibdev, op->rd_sgl, op->rd_nsg,
+				DMA_FROM_DEVICE);
+		ib_mr_pool_put(vep->qp, &vep->qp->rdma_mrs, op->rd_mr);
+		op->rd_mr = NULL;
+	}
 	for (i = 0; i < op->nsge; i++)
 		if (op->sge[i].lkey == vdom->pd->local_dma_lkey)
 			ib_dma_unmap_page(vdom->ibdev, op->sge[i].addr,
@@ -368,9 +385,160 @@ static int vbs_post_rma(struct kfi_ep *ep, const struct kfi_msg *msg,
 	return vbs_post_sq(to_vep(ep), msg, flags, opcode, &wr.wr);
 }
 
+/*
+ * The registration ahead of an iWARP read is unsignaled: it completes
+ * only in error, and the read behind it is then flushed and retires the
+ * slot.
+ */
+static void vbs_rd_reg_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+}
+
+static struct ib_cqe vbs_rd_reg_cqe = { .done = vbs_rd_reg_done };
+
+/* Put the pieces of @msg's buffers into @sgl; their number, or an errno. */
+static int vbs_rd_fill_sgl(struct scatterlist *sgl, u32 max,
+			   const struct kfi_msg *msg)
+{
+	struct scatterlist *sg = NULL;
+	struct kfi_iov_iter it;
+	struct bio_vec seg;
+	u32 i, n = 0;
+	int ret;
+
+	sg_init_table(sgl, max);
+	for (i = 0; i < msg->niov; i++) {
+		if (!msg->iov[i].len)
+			continue;
+		ret = kfi_iov_iter_init(&it, &msg->iov[i]);
+		if (ret)
+			return ret;
+		while (kfi_iov_iter_next(&it, &seg, 0)) {
+			if (n >= max)
+				return -EINVAL;
+			sg = &sgl[n++];
+			sg_set_page(sg, seg.bv_page, seg.bv_len, seg.bv_offset);
+		}
+	}
+	if (!sg)
+		return -EINVAL;
+	sg_mark_end(sg);
+	return n;
+}
+
+/*
+ * iWARP: the data of an RDMA READ response is placed by the sink's STag,
+ * so the sink must be registered with remote write access; the PD's local
+ * DMA lkey will not do. As rdma_rw does for iWARP, a read into a kvec or
+ * bio_vec buffer registers the buffer with an MR of the QP's pool and
+ * reads with invalidate, which ends the registration once the data is in.
+ * So the buffer must fit one fast registration: its pieces joined at page
+ * boundaries (see &struct kfi_mr), at most max_rma_size bytes.
+ */
+static int vbs_post_read_iw(struct vbs_ep *vep, const struct kfi_msg *msg,
+			    const struct kfi_rma_iov *rma, u32 flags)
+{
+	struct vbs_domain *vdom = vep_dom(vep);
+	struct ib_qp *qp = vep->qp;
+	struct ib_rdma_wr rd = {
+		.wr.opcode = IB_WR_RDMA_READ_WITH_INV,
+		.remote_addr = rma->addr,
+		.rkey = rma->key,
+	};
+	struct ib_reg_wr reg = {
+		.wr.opcode = IB_WR_REG_MR,
+		.wr.wr_cqe = &vbs_rd_reg_cqe,
+		.wr.next = &rd.wr,
+		.access = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE,
+	};
+	const struct ib_send_wr *bad;
+	unsigned long irqflags;
+	struct ib_sge sge;
+	struct vbs_op *op;
+	struct ib_mr *mr;
+	int n, nents, ret;
+
+	if (unlikely(rma->key > U32_MAX))
+		return -EINVAL;
+	if (unlikely(!vbs_connected(vep)))
+		return -ENOTCONN;
+	spin_lock_irqsave(&vep->sq.lock, irqflags);
+	op = vbs_slot(&vep->sq);
+	ret = -EAGAIN;
+	if (!op)
+		goto out;
+	n = vbs_rd_fill_sgl(op->rd_sgl, vep->max_sge, msg);
+	ret = n;
+	if (n < 0)
+		goto out;
+	nents = ib_dma_map_sg(vdom->ibdev, op->rd_sgl, n, DMA_FROM_DEVICE);
+	ret = -EFAULT;
+	if (!nents)
+		goto out;
+	mr = ib_mr_pool_get(qp, &qp->rdma_mrs);
+	ret = -EAGAIN;
+	if (!mr)
+		goto out_unmap;
+	ret = ib_map_mr_sg(mr, op->rd_sgl, nents, NULL, PAGE_SIZE);
+	if (ret != nents) {
+		ret = ret < 0 ? ret : -EINVAL;
+		goto out_put;
+	}
+	ib_update_fast_reg_key(mr, ib_inc_rkey(mr->rkey));
+	reg.mr = mr;
+	reg.key = mr->rkey;
+	sge = (struct ib_sge){
+		.addr = mr->iova,
+		.length = mr->length,
+		.lkey = mr->lkey,
+	};
+	rd.wr.wr_cqe = &op->cqe;
+	rd.wr.sg_list = &sge;
+	rd.wr.num_sge = 1;
+	rd.wr.ex.invalidate_rkey = mr->lkey;
+	if (!(flags & KFI_UNSIGNALED))
+		rd.wr.send_flags = IB_SEND_SIGNALED;
+
+	op->opcode = KFI_WC_READ;
+	op->ulp = msg->cqe;
+	op->mr = NULL;
+	op->nsge = 0;
+	op->rd_nsg = n;
+	op->rd_mr = mr;
+	ret = ib_post_send(qp, &reg.wr, &bad);
+	if (!ret) {
+		vbs_sq_commit(vep);
+		goto out;
+	}
+	op->rd_mr = NULL;
+out_put:
+	ib_mr_pool_put(qp, &qp->rdma_mrs, mr);
+out_unmap:
+	ib_dma_unmap_sg(vdom->ibdev, op->rd_sgl, n, DMA_FROM_DEVICE);
+out:
+	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	return ret;
+}
+
+/* Whether every buffer of @msg lies in a memory region. */
+static bool vbs_msg_in_mrs(const struct kfi_msg *msg)
+{
+	u32 i;
+
+	for (i = 0; i < msg->niov; i++)
+		if (msg->iov[i].type != KFI_IOV_MR)
+			return false;
+	return true;
+}
+
 int vbs_post_read(struct kfi_ep *ep, const struct kfi_msg *msg,
 		  const struct kfi_rma_iov *rma, u32 flags)
 {
+	struct vbs_ep *vep = to_vep(ep);
+
+	/* Local regions are registered for remote write on iWARP. */
+	if (vep_dom(vep)->iwarp && !vbs_msg_in_mrs(msg))
+		return vbs_post_read_iw(vep, msg, rma, flags);
 	return vbs_post_rma(ep, msg, rma, flags, KFI_WC_READ);
 }
 
@@ -465,15 +633,29 @@ int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 		if (init.cap.max_send_wr > vdom->dom.attr.max_send_ops)
 			return -EINVAL;
 	}
+	if (vdom->iwarp) {
+		/*
+		 * Every send slot may be a read with its own registration
+		 * (vbs_post_read_iw()), and the helper's reads take one MR per
+		 * rdma_rw_mr_factor(): MRs in the QP's pool for all of them,
+		 * and queue room for their registration work requests.
+		 */
+		if (attr->max_rw_ctxs)
+			init.cap.max_rdma_ctxs = attr->max_rw_ctxs *
+				rdma_rw_mr_factor(vdom->ibdev, vdom->port,
+						  attr->max_rw_segs);
+		init.cap.max_rdma_ctxs += attr->max_send_ops;
+		init.cap.max_send_wr += attr->max_send_ops;
+	}
 	/* One more of each for the drain work requests of ib_drain_qp(). */
 	init.cap.max_send_wr++;
 	init.cap.max_recv_wr++;
 	vep->max_sge = attr->max_send_sge;
 	ret = vbs_ring_init(&vep->sq, vep, attr->max_send_ops, attr->max_send_sge,
-			    vbs_send_done);
+			    vdom->iwarp, vbs_send_done);
 	if (!ret)
 		ret = vbs_ring_init(&vep->rq, vep, attr->max_recv_ops,
-				    attr->max_recv_sge, vbs_recv_done);
+				    attr->max_recv_sge, false, vbs_recv_done);
 	if (ret)
 		goto out_free;
 
@@ -681,13 +863,20 @@ static u64 vbs_mr_npages(struct scatterlist *sgl, int nents, u32 pgsz)
 	return n + ((ALIGN(end, pgsz) - ALIGN_DOWN(start, pgsz)) >> shift);
 }
 
-static u32 vbs_ib_access(u32 access)
+/*
+ * On iWARP a region for local use may be the sink of an RDMA READ, whose
+ * data carries the region's STag: it needs remote write access, as
+ * rdma_rw gives its own registrations there. Its key goes to no peer
+ * unless the ULP sends it. A region mapped for remote reads only keeps
+ * exactly that.
+ */
+static u32 vbs_ib_access(const struct vbs_domain *vdom, u32 access)
 {
 	u32 flags = IB_ACCESS_LOCAL_WRITE;
 
 	if (access & KFI_ACCESS_REMOTE_READ)
 		flags |= IB_ACCESS_REMOTE_READ;
-	if (access & KFI_ACCESS_REMOTE_WRITE)
+	if ((access & KFI_ACCESS_REMOTE_WRITE) || (vdom->iwarp && !access))
 		flags |= IB_ACCESS_REMOTE_WRITE;
 	return flags;
 }
@@ -702,7 +891,7 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 	struct ib_reg_wr wr = {
 		.wr.opcode = IB_WR_REG_MR,
 		.mr = vmr->ibmr,
-		.access = vbs_ib_access(access),
+		.access = vbs_ib_access(vdom, access),
 	};
 	const struct ib_send_wr *bad;
 	unsigned long irqflags;

@@ -31,6 +31,7 @@ struct vbs_domain {
 	struct xarray mrs;		/* key index -> vbs_mr, for remote invalidation */
 	u32 mr_pgsz_bitmap;		/* FRWR page sizes to choose from */
 	unsigned int max_seg_size;	/* longest scatterlist entry to map */
+	bool iwarp;			/* RDMA READ sinks must be registered */
 };
 
 struct vbs_cq {
@@ -55,6 +56,9 @@ struct vbs_op {
 	u8 dir;				/* enum dma_data_direction */
 	struct ib_sge *sge;
 	struct vbs_mr *mr;		/* MR_MAP and MR_INV */
+	u8 rd_nsg;			/* entries of @rd_sgl mapped */
+	struct scatterlist *rd_sgl;	/* iWARP read sink, send ring only */
+	struct ib_mr *rd_mr;		/* its registration, from the QP's pool */
 };
 
 struct vbs_ring {
@@ -64,6 +68,7 @@ struct vbs_ring {
 	u32 tail;			/* oldest slot not yet retired */
 	struct vbs_op *ops;
 	struct ib_sge *sges;
+	struct scatterlist *rd_sgls;	/* iWARP send ring: read sinks */
 };
 
 enum vbs_ep_state {

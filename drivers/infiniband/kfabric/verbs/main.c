@@ -10,6 +10,7 @@
  * for KFI_POLL_DIRECT, which the pool does not offer), and the read/write
  * helper is rdma_rw.
  */
+#include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <rdma/ib_cm.h>
@@ -160,7 +161,15 @@ static void vbs_domain_attr(struct vbs_domain *vdom,
 	else
 		snprintf(a->name, sizeof(a->name), "%s:%u",
 			 dev_name(&vdom->ibdev->dev), vdom->port);
-	a->caps = KFI_CAP_MSG | KFI_CAP_RMA | KFI_CAP_RMA_IMM | KFI_CAP_TCLASS;
+	vdom->iwarp = rdma_protocol_iwarp(vdom->ibdev, vdom->port);
+	a->caps = KFI_CAP_MSG | KFI_CAP_RMA | KFI_CAP_TCLASS;
+	/*
+	 * iWARP carries no immediate data, and completes sends and writes
+	 * once they are handed to TCP; InfiniBand and RoCE once the peer
+	 * acknowledged them.
+	 */
+	if (!vdom->iwarp)
+		a->caps |= KFI_CAP_RMA_IMM | KFI_CAP_DELIVERY;
 	if (da->device_cap_flags & IB_DEVICE_MEM_MGT_EXTENSIONS) {
 		a->caps |= KFI_CAP_REMOTE_INV;
 		a->max_mr = da->max_mr;
@@ -171,6 +180,8 @@ static void vbs_domain_attr(struct vbs_domain *vdom,
 		a->max_mr_size = min_t(u64, da->max_mr_size,
 				       (u64)a->max_mr_segs <<
 				       __fls(vdom->mr_pgsz_bitmap));
+		a->max_mr_block = min_t(u64, BIT_ULL(__fls(vdom->mr_pgsz_bitmap)),
+					rounddown_pow_of_two(a->max_mr_size));
 	}
 	/*
 	 * Scatterlist entries no longer than the device maps in one DMA
@@ -193,8 +204,17 @@ static void vbs_domain_attr(struct vbs_domain *vdom,
 	a->max_rma_sge = min_t(u32, a->max_send_sge, da->max_sge_rd);
 	a->max_msg_size = pattr->max_msg_sz;
 	a->max_rma_size = pattr->max_msg_sz;
+	/*
+	 * An iWARP read registers its sink with one MR of the QP's pool,
+	 * which rdma_rw sizes to at most 256 pages; the sink may start
+	 * inside its first page.
+	 */
+	if (vdom->iwarp)
+		a->max_rma_size = min_t(u64, a->max_rma_size,
+					(u64)(min_t(u32, da->max_fast_reg_page_list_len,
+						    256) - 1) << PAGE_SHIFT);
 	a->mr_key_size = sizeof(u32);
-	a->cq_data_size = sizeof(u32);
+	a->cq_data_size = vdom->iwarp ? 0 : sizeof(u32);
 	/* rdma_cm keeps part of the IB CM's private data for itself. */
 	a->max_cm_data = IB_CM_REQ_PRIVATE_DATA_SIZE - 36;
 	a->max_reject_data = IB_CM_REJ_PRIVATE_DATA_SIZE;
@@ -254,8 +274,17 @@ static int vbs_add_one(struct ib_device *ibdev)
 	u32 port;
 
 	rdma_for_each_port(ibdev, port) {
-		/* rdma_cm connections over the IB CM: InfiniBand and RoCE. */
-		if (rdma_cap_ib_cm(ibdev, port) && !vbs_add_port(ibdev, port))
+		/*
+		 * rdma_cm connections: over the IB CM for InfiniBand and RoCE,
+		 * over the iWARP CM (MPA on TCP) for iWARP, whose reads need
+		 * fast registration (vbs_post_read_iw()).
+		 */
+		if (rdma_cap_iw_cm(ibdev, port) ?
+		    !(ibdev->attrs.device_cap_flags &
+		      IB_DEVICE_MEM_MGT_EXTENSIONS) :
+		    !rdma_cap_ib_cm(ibdev, port))
+			continue;
+		if (!vbs_add_port(ibdev, port))
 			added++;
 	}
 	return added ? 0 : -EOPNOTSUPP;

@@ -55,13 +55,29 @@
  * symmetric. With unique numbers ntb_perf would use inbound window 1 on one
  * side, which a first-fit pool cannot place at window 1's fixed address.
  *
+ * DMA engine: NTB hardware often comes with a DMA engine (in the switch, or
+ * an I/OAT next to the bridge), and NTB clients offload their copies into
+ * the outbound windows to it. QEMU has no memcpy DMA engine, so with
+ * dma_engine=1 every port offers one: a dmaengine device with one
+ * DMA_MEMCPY channel whose "hardware" is a work item copying with the CPU.
+ * It reaches what an engine in the bridge would, system RAM and the port's
+ * own outbound windows; any other address fails the descriptor with a
+ * DMA_TRANS_* result, and so does a failure injected through debugfs, so
+ * that the clients' DMA paths and their error handling can be tested. DMA
+ * addresses are turned back into physical ones with dma_to_phys(), which
+ * is right only without an IOMMU; behind one the engine is not offered.
+ *
  * debugfs: <debugfs>/ntb_hw_ivshmem/<pci name>/link takes "down" and "up"
- * to force link loss as a cable pull would; "info" shows the state.
+ * to force link loss as a cable pull would; "info" shows the state; "dma"
+ * shows the engine's counters and takes a number of descriptors to fail.
  */
 
 #include <linux/atomic.h>
 #include <linux/debugfs.h>
+#include <linux/dma-direct.h>
 #include <linux/dma-map-ops.h>
+#include <linux/dmaengine.h>
+#include <linux/highmem.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
@@ -74,6 +90,13 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/workqueue.h>
+
+/* The cookie helpers every dmaengine provider uses. */
+#include "../../../dma/dmaengine.h"
+
+static bool dma_engine;
+module_param(dma_engine, bool, 0444);
+MODULE_PARM_DESC(dma_engine, "Offer an emulated memcpy DMA engine per port, copying with the CPU (default false)");
 
 #define PCI_DEVICE_ID_IVSHMEM		0x1110
 
@@ -144,6 +167,55 @@ struct ntb_ivshmem_port_regs {
 };
 
 /**
+ * struct ntb_ivshmem_dma_desc - one memcpy descriptor of the emulated engine
+ * @tx: the descriptor the client sees
+ * @node: in &ntb_ivshmem_dma.submitted or &ntb_ivshmem_dma.issued
+ * @dst: destination DMA address
+ * @src: source DMA address
+ * @len: bytes to copy
+ */
+struct ntb_ivshmem_dma_desc {
+	struct dma_async_tx_descriptor tx;
+	struct list_head node;
+	dma_addr_t dst;
+	dma_addr_t src;
+	size_t len;
+};
+
+/**
+ * struct ntb_ivshmem_dma - the emulated DMA engine of one port
+ * @dma: the dmaengine device; its refcount keeps this alive for clients
+ *	that still hold the channel after the port went away
+ * @chan: its only channel
+ * @lock: protects the lists, the cookies and @dead
+ * @submitted: descriptors submitted and not yet issued
+ * @issued: descriptors issued and not yet taken by @work
+ * @work: the "hardware": copies the issued descriptors in order
+ * @dead: the port is going away: no new descriptors, no more copies
+ * @win: the port's outbound windows, mapped for the copies
+ * @win_phys: their physical address
+ * @win_len: their length
+ * @fail: number of descriptors still to fail on purpose (debugfs)
+ * @copies: descriptors copied
+ * @errors: descriptors failed
+ */
+struct ntb_ivshmem_dma {
+	struct dma_device dma;
+	struct dma_chan chan;
+	spinlock_t lock;	/* the lists, the cookies, @dead */
+	struct list_head submitted;
+	struct list_head issued;
+	struct work_struct work;
+	bool dead;
+	void *win;
+	phys_addr_t win_phys;
+	size_t win_len;
+	atomic_t fail;
+	atomic64_t copies;
+	atomic64_t errors;
+};
+
+/**
  * struct ntb_ivshmem - one emulated NTB port
  * @ntb: the NTB device registered for the port
  * @plain: function 1 of the slot; its BAR2 is the peer's RAM
@@ -166,6 +238,7 @@ struct ntb_ivshmem_port_regs {
  * @link_up: link state last reported to the clients
  * @peer_gen: peer generation the link came up with
  * @link_work: evaluates the link state; also the slow poll
+ * @dma: the emulated DMA engine, or NULL
  * @dbgfs: debugfs directory of the port
  */
 struct ntb_ivshmem {
@@ -191,6 +264,7 @@ struct ntb_ivshmem {
 	bool link_up;
 	u32 peer_gen;
 	struct delayed_work link_work;
+	struct ntb_ivshmem_dma *dma;
 	struct dentry *dbgfs;
 };
 
@@ -652,6 +726,341 @@ static const struct file_operations ntb_ivshmem_link_fops = {
 	.llseek	= default_llseek,
 };
 
+static struct ntb_ivshmem_dma *to_ntb_ivshmem_dma(struct dma_chan *chan)
+{
+	return container_of(chan, struct ntb_ivshmem_dma, chan);
+}
+
+/* Where @len bytes at physical @phys can be reached: 1 window, 0 RAM. */
+static int ntb_ivshmem_dma_reach(struct ntb_ivshmem_dma *e, phys_addr_t phys,
+				 size_t len)
+{
+	if (phys >= e->win_phys && len <= e->win_len &&
+	    phys - e->win_phys <= e->win_len - len)
+		return 1;
+	if (region_intersects(phys, len, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) == REGION_INTERSECTS)
+		return 0;
+	return -EFAULT;
+}
+
+/* Map a piece that does not cross a page of RAM; unmap in reverse order. */
+static void *ntb_ivshmem_dma_map(struct ntb_ivshmem_dma *e, phys_addr_t phys,
+				 bool win)
+{
+	if (win)
+		return e->win + (phys - e->win_phys);
+	return kmap_local_pfn(PHYS_PFN(phys)) + offset_in_page(phys);
+}
+
+static void ntb_ivshmem_dma_unmap(void *addr, bool win)
+{
+	if (!win)
+		kunmap_local(addr);
+}
+
+static int ntb_ivshmem_dma_copy(struct ntb_ivshmem_dma *e,
+				struct ntb_ivshmem_dma_desc *d)
+{
+	phys_addr_t dst = dma_to_phys(e->dma.dev, d->dst);
+	phys_addr_t src = dma_to_phys(e->dma.dev, d->src);
+	int dst_win = ntb_ivshmem_dma_reach(e, dst, d->len);
+	int src_win = ntb_ivshmem_dma_reach(e, src, d->len);
+	size_t done, n;
+	void *to, *from;
+
+	if (dst_win < 0 || src_win < 0)
+		return -EFAULT;
+	for (done = 0; done < d->len; done += n) {
+		n = d->len - done;
+		if (!dst_win)
+			n = min(n, PAGE_SIZE - offset_in_page(dst + done));
+		if (!src_win)
+			n = min(n, PAGE_SIZE - offset_in_page(src + done));
+		to = ntb_ivshmem_dma_map(e, dst + done, dst_win);
+		from = ntb_ivshmem_dma_map(e, src + done, src_win);
+		memcpy(to, from, n);
+		ntb_ivshmem_dma_unmap(from, src_win);
+		ntb_ivshmem_dma_unmap(to, dst_win);
+		cond_resched();
+	}
+	return 0;
+}
+
+static void ntb_ivshmem_dma_work(struct work_struct *work)
+{
+	struct ntb_ivshmem_dma *e = container_of(work, struct ntb_ivshmem_dma,
+						 work);
+	struct ntb_ivshmem_dma_desc *d;
+	struct dmaengine_desc_callback cb;
+	struct dmaengine_result res;
+	bool dead;
+
+	for (;;) {
+		spin_lock_irq(&e->lock);
+		d = list_first_entry_or_null(&e->issued,
+					     struct ntb_ivshmem_dma_desc, node);
+		if (d)
+			list_del(&d->node);
+		dead = e->dead;
+		spin_unlock_irq(&e->lock);
+		if (!d)
+			return;
+
+		res.residue = 0;
+		if (dead)
+			res.result = DMA_TRANS_ABORTED;
+		else if (atomic_add_unless(&e->fail, -1, 0))
+			res.result = DMA_TRANS_WRITE_FAILED;
+		else if (ntb_ivshmem_dma_copy(e, d))
+			res.result = DMA_TRANS_READ_FAILED;
+		else
+			res.result = DMA_TRANS_NOERROR;
+		if (res.result == DMA_TRANS_NOERROR) {
+			atomic64_inc(&e->copies);
+		} else {
+			res.residue = d->len;
+			atomic64_inc(&e->errors);
+		}
+
+		spin_lock_irq(&e->lock);
+		dma_cookie_complete(&d->tx);
+		spin_unlock_irq(&e->lock);
+		dmaengine_desc_get_callback(&d->tx, &cb);
+		dmaengine_desc_callback_invoke(&cb, &res);
+		kfree(d);
+	}
+}
+
+static dma_cookie_t ntb_ivshmem_dma_submit(struct dma_async_tx_descriptor *tx)
+{
+	struct ntb_ivshmem_dma *e = to_ntb_ivshmem_dma(tx->chan);
+	struct ntb_ivshmem_dma_desc *d = container_of(tx, struct ntb_ivshmem_dma_desc,
+						      tx);
+	unsigned long flags;
+	dma_cookie_t cookie;
+
+	spin_lock_irqsave(&e->lock, flags);
+	cookie = dma_cookie_assign(tx);
+	list_add_tail(&d->node, &e->submitted);
+	spin_unlock_irqrestore(&e->lock, flags);
+	return cookie;
+}
+
+static struct dma_async_tx_descriptor *
+ntb_ivshmem_dma_prep_memcpy(struct dma_chan *chan, dma_addr_t dst,
+			    dma_addr_t src, size_t len, unsigned long flags)
+{
+	struct ntb_ivshmem_dma *e = to_ntb_ivshmem_dma(chan);
+	struct ntb_ivshmem_dma_desc *d;
+
+	if (!len || READ_ONCE(e->dead))
+		return NULL;
+	d = kzalloc_obj(*d, GFP_NOWAIT);
+	if (!d)
+		return NULL;
+	dma_async_tx_descriptor_init(&d->tx, chan);
+	d->tx.tx_submit = ntb_ivshmem_dma_submit;
+	d->tx.flags = flags;
+	d->dst = dst;
+	d->src = src;
+	d->len = len;
+	return &d->tx;
+}
+
+static void ntb_ivshmem_dma_issue_pending(struct dma_chan *chan)
+{
+	struct ntb_ivshmem_dma *e = to_ntb_ivshmem_dma(chan);
+	unsigned long flags;
+
+	spin_lock_irqsave(&e->lock, flags);
+	list_splice_tail_init(&e->submitted, &e->issued);
+	/* Under the lock: the port's removal flushes the work after @dead. */
+	if (!e->dead && !list_empty(&e->issued))
+		queue_work(system_dfl_wq, &e->work);
+	spin_unlock_irqrestore(&e->lock, flags);
+}
+
+static enum dma_status ntb_ivshmem_dma_tx_status(struct dma_chan *chan,
+						 dma_cookie_t cookie,
+						 struct dma_tx_state *state)
+{
+	return dma_cookie_status(chan, cookie, state);
+}
+
+static void ntb_ivshmem_dma_free_list(struct list_head *list)
+{
+	struct ntb_ivshmem_dma_desc *d, *tmp;
+
+	list_for_each_entry_safe(d, tmp, list, node)
+		kfree(d);
+}
+
+/* Drops what was not started, without callbacks, as hardware would. */
+static int ntb_ivshmem_dma_terminate_all(struct dma_chan *chan)
+{
+	struct ntb_ivshmem_dma *e = to_ntb_ivshmem_dma(chan);
+	unsigned long flags;
+	LIST_HEAD(list);
+
+	spin_lock_irqsave(&e->lock, flags);
+	list_splice_tail_init(&e->submitted, &list);
+	list_splice_tail_init(&e->issued, &list);
+	spin_unlock_irqrestore(&e->lock, flags);
+	ntb_ivshmem_dma_free_list(&list);
+	return 0;
+}
+
+static void ntb_ivshmem_dma_synchronize(struct dma_chan *chan)
+{
+	flush_work(&to_ntb_ivshmem_dma(chan)->work);
+}
+
+static int ntb_ivshmem_dma_alloc_chan(struct dma_chan *chan)
+{
+	dma_cookie_init(chan);
+	return 0;
+}
+
+static void ntb_ivshmem_dma_free_chan(struct dma_chan *chan)
+{
+	ntb_ivshmem_dma_terminate_all(chan);
+	ntb_ivshmem_dma_synchronize(chan);
+}
+
+/* The last reference is gone: no client holds the channel any more. */
+static void ntb_ivshmem_dma_release(struct dma_device *dma)
+{
+	struct ntb_ivshmem_dma *e = container_of(dma, struct ntb_ivshmem_dma,
+						 dma);
+
+	ntb_ivshmem_dma_free_list(&e->submitted);
+	ntb_ivshmem_dma_free_list(&e->issued);
+	kfree(e);
+}
+
+static int ntb_ivshmem_dma_probe(struct ntb_ivshmem *ndev, struct pci_dev *pdev)
+{
+	struct device *dev = &pdev->dev;
+	struct ntb_ivshmem_dma *e;
+	struct dma_device *dma;
+	int rc;
+
+	if (get_dma_ops(dev)) {
+		dev_warn(dev, "no emulated DMA engine: it needs direct DMA mapping, not an IOMMU\n");
+		return 0;
+	}
+	/* The peer's RAM BAR and the guest's RAM may lie above 4 GiB. */
+	rc = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
+	if (rc)
+		return rc;
+	e = kzalloc_obj(*e, GFP_KERNEL);
+	if (!e)
+		return -ENOMEM;
+	spin_lock_init(&e->lock);
+	INIT_LIST_HEAD(&e->submitted);
+	INIT_LIST_HEAD(&e->issued);
+	INIT_WORK(&e->work, ntb_ivshmem_dma_work);
+	e->win_phys = ndev->peer_win;
+	e->win_len = ndev->mw_count * ndev->mw_size;
+	e->win = memremap(e->win_phys, e->win_len, MEMREMAP_WC);
+	if (!e->win) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+
+	dma = &e->dma;
+	dma->dev = dev;
+	INIT_LIST_HEAD(&dma->channels);
+	dma_cap_set(DMA_MEMCPY, dma->cap_mask);
+	dma->copy_align = DMAENGINE_ALIGN_1_BYTE;
+	dma->directions = BIT(DMA_MEM_TO_MEM);
+	dma->residue_granularity = DMA_RESIDUE_GRANULARITY_DESCRIPTOR;
+	dma->device_alloc_chan_resources = ntb_ivshmem_dma_alloc_chan;
+	dma->device_free_chan_resources = ntb_ivshmem_dma_free_chan;
+	dma->device_prep_dma_memcpy = ntb_ivshmem_dma_prep_memcpy;
+	dma->device_issue_pending = ntb_ivshmem_dma_issue_pending;
+	dma->device_tx_status = ntb_ivshmem_dma_tx_status;
+	dma->device_terminate_all = ntb_ivshmem_dma_terminate_all;
+	dma->device_synchronize = ntb_ivshmem_dma_synchronize;
+	dma->device_release = ntb_ivshmem_dma_release;
+	e->chan.device = dma;
+	list_add_tail(&e->chan.device_node, &dma->channels);
+
+	rc = dma_async_device_register(dma);
+	if (rc)
+		goto err_unmap;
+	ndev->dma = e;
+	return 0;
+
+err_unmap:
+	memunmap(e->win);
+err_free:
+	kfree(e);
+	return rc;
+}
+
+/*
+ * Stop copying before the windows go; a client may hold the channel for a
+ * while longer and gets errors meanwhile, the engine is freed when it lets
+ * go (ntb_ivshmem_dma_release()).
+ */
+static void ntb_ivshmem_dma_remove(struct ntb_ivshmem *ndev)
+{
+	struct ntb_ivshmem_dma *e = ndev->dma;
+
+	if (!e)
+		return;
+	spin_lock_irq(&e->lock);
+	WRITE_ONCE(e->dead, true);
+	spin_unlock_irq(&e->lock);
+	flush_work(&e->work);
+	memunmap(e->win);
+	ndev->dma = NULL;
+	dma_async_device_unregister(&e->dma);
+}
+
+static int ntb_ivshmem_dma_show(struct seq_file *s, void *unused)
+{
+	struct ntb_ivshmem_dma *e = s->private;
+
+	seq_printf(s, "%s copies %llu errors %llu fail %d\n",
+		   dma_chan_name(&e->chan), (u64)atomic64_read(&e->copies),
+		   (u64)atomic64_read(&e->errors), atomic_read(&e->fail));
+	return 0;
+}
+
+static int ntb_ivshmem_dma_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, ntb_ivshmem_dma_show, inode->i_private);
+}
+
+/* Fail the next N descriptors, as a faulty engine would. */
+static ssize_t ntb_ivshmem_dma_write(struct file *file, const char __user *ubuf,
+				     size_t count, loff_t *ppos)
+{
+	struct ntb_ivshmem_dma *e = file_inode(file)->i_private;
+	unsigned int n;
+	int rc;
+
+	rc = kstrtouint_from_user(ubuf, count, 0, &n);
+	if (rc)
+		return rc;
+	if (n > INT_MAX)
+		return -EINVAL;
+	atomic_set(&e->fail, n);
+	return count;
+}
+
+static const struct file_operations ntb_ivshmem_dma_fops = {
+	.owner		= THIS_MODULE,
+	.open		= ntb_ivshmem_dma_open,
+	.read		= seq_read,
+	.write		= ntb_ivshmem_dma_write,
+	.llseek		= seq_lseek,
+	.release	= single_release,
+};
+
 static void ntb_ivshmem_put_plain(void *data)
 {
 	struct pci_dev *plain = data;
@@ -847,14 +1256,23 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 	if (rc)
 		return rc;
 
+	/* Before the clients probe, so that they find the engine. */
+	if (dma_engine) {
+		rc = ntb_ivshmem_dma_probe(ndev, pdev);
+		if (rc)
+			return rc;
+	}
+
 	ndev->ntb.pdev = pdev;
 	ndev->ntb.topo = NTB_TOPO_CROSSLINK;
 	ndev->ntb.ops = &ntb_ivshmem_ops;
 	pci_set_drvdata(pdev, ndev);
 
 	rc = ntb_register_device(&ndev->ntb);
-	if (rc)
+	if (rc) {
+		ntb_ivshmem_dma_remove(ndev);
 		return rc;
+	}
 
 	/* Events reach the NTB core only from here on (see ->ready). */
 	spin_lock_irq(&ndev->lock);
@@ -868,6 +1286,9 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 			    &ntb_ivshmem_info_fops);
 	debugfs_create_file("link", 0600, ndev->dbgfs, ndev,
 			    &ntb_ivshmem_link_fops);
+	if (ndev->dma)
+		debugfs_create_file("dma", 0600, ndev->dbgfs, ndev->dma,
+				    &ntb_ivshmem_dma_fops);
 
 	dev_info(dev, "NTB port id %u: %u x %pa windows, inbound at %pa\n",
 		 ndev->id, ndev->mw_count, &ndev->mw_size, &ndev->local_base);
@@ -888,6 +1309,8 @@ static void ntb_ivshmem_remove(struct pci_dev *pdev)
 
 	/* The link work stops in ntb_ivshmem_stop_work() once IRQs are off. */
 	ntb_unregister_device(&ndev->ntb);
+	/* The clients are gone and have released their channels. */
+	ntb_ivshmem_dma_remove(ndev);
 }
 
 static const struct pci_device_id ntb_ivshmem_pci_tbl[] = {
