@@ -317,16 +317,25 @@ kf_kunit() {
 	! grep -q '^ *not ok ' "$KF_KTAP_SUB" || kf_fail "$1 has failing tests"
 }
 
-# kf_rxe_setup NETDEV NAME: Soft-RoCE device NAME on NETDEV, waits for ACTIVE.
-kf_rxe_setup() {
-	modprobe rdma_rxe
-	rdma link add "$2" type rxe netdev "$1"
+# kf_rdma_link_add TYPE NETDEV NAME: software RDMA device NAME of TYPE (rxe:
+# Soft-RoCE, siw: soft-iWARP) on NETDEV, waits for ACTIVE.
+kf_rdma_link_add() {
 	local i
+	case $1 in
+	rxe) modprobe rdma_rxe ;;
+	*) modprobe "$1" ;;
+	esac
+	rdma link add "$3" type "$1" netdev "$2"
 	for i in $(seq 1 100); do
-		rdma link show "$2/1" 2>/dev/null | grep -q 'state ACTIVE' && return 0
+		rdma link show "$3/1" 2>/dev/null | grep -q 'state ACTIVE' && return 0
 		sleep 0.1
 	done
-	kf_fail "$2 on $1 did not become ACTIVE"
+	kf_fail "$3 on $2 did not become ACTIVE"
+}
+
+# kf_rxe_setup NETDEV NAME: Soft-RoCE device NAME on NETDEV, waits for ACTIVE.
+kf_rxe_setup() {
+	kf_rdma_link_add rxe "$1" "$2"
 }
 
 # kf_selftest COMMAND...: one command of the kfi_selftest module (see
@@ -343,11 +352,11 @@ kf_selftest() {
 }
 
 # The NTB provider (kfi_ntb) on the NTB test device (ntb_hw_ivshmem).
-# kf_ntb_load: the provider first, so that it is the client the ports bind
-# to, then the device; false, with nothing left loaded, when either is
-# not built.
+# kf_ntb_load [PARAM...]: the provider first, so that it is the client the
+# ports bind to, then the device with PARAMs; false, with nothing left
+# loaded, when either is not built.
 kf_ntb_load() {
-	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
+	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem "$@" 2>/dev/null; then
 		echo "kfi_ntb or ntb_hw_ivshmem is not built"
 		modprobe -r kfi_ntb 2>/dev/null || true
 		return 1

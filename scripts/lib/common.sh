@@ -65,7 +65,7 @@ kf_need_pkgs() {
 KF_HOST_PKGS=(git make gcc libc6-dev flex bison bc libelf-dev libssl-dev kmod cpio
 	xz-utils zstd rsync python3 perl ccache sparse codespell busybox-static
 	qemu-system-x86 iproute2 fio ca-certificates gzip python3-ply python3-git
-	python3-sphinx python3-yaml)
+	python3-sphinx python3-yaml graphviz)
 
 kf_host_setup() {
 	mkdir -p "$KF_CACHE" || kf_die "cannot create cache dir $KF_CACHE"

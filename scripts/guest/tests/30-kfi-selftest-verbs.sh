@@ -6,9 +6,21 @@
 KF_MODES="single pair"
 PORT=18515
 
+# The verbs provider maps regions in pages (FRWR): of the mr_layout cases
+# that struct kfi_mr says may not fit, a boundary inside a page fails with
+# -EINVAL (-22) and more pages than the region holds with -E2BIG (-7).
+kfv_layouts() {
+	local r=/sys/kernel/debug/kfi_selftest/results
+	grep -q 'unaligned_boundary: .*: -22$' $r ||
+		kf_fail "a boundary inside a page did not fail with -EINVAL"
+	grep -q 'pages_beyond_max: .*: -7$' $r ||
+		kf_fail "more pages than the region holds did not fail with -E2BIG"
+}
+
 test_single() {
 	modprobe kfi_verbs
 	kf_selftest loop fabric=verbs addr="$KF_PEER_IP" port=$PORT
+	kfv_layouts
 	rmmod kfi_selftest kfi_verbs
 }
 
@@ -27,6 +39,7 @@ test_B() {
 	kf_barrier server-ready
 	rc=0
 	(kf_selftest client fabric=verbs addr="$KF_PEER_IP" port=$PORT) || rc=$?
+	[ "$rc" -ne 0 ] || (kfv_layouts) || rc=$?
 	kf_barrier client-done
 	rmmod kfi_selftest kfi_verbs
 	[ "$rc" -eq 0 ] || kf_fail "the self-test failed"
