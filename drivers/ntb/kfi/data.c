@@ -31,6 +31,14 @@
 
 /* Copies at least this long go to the DMA engine, if there is one. */
 #define KFN_DMA_MIN		SZ_16K
+/*
+ * A payload piece of at least this much is announced to the peer at once
+ * rather than at the end of the worker's pass, and so is our taking one:
+ * the peer copies a piece out while we copy the next one in, and frees
+ * its staging area for the next as soon as it can, so the two copies of
+ * a transfer overlap when the two sides run on different CPUs.
+ */
+#define KFN_DB_EARLY		SZ_32K
 
 /**
  * kfn_set_state() - change an endpoint's state
@@ -535,6 +543,16 @@ static int kfn_rx_desc(struct kfn_ep *kep, const struct kfn_desc *d,
 	}
 }
 
+static void kfn_publish_cons(struct kfn_ep *kep);
+
+/* Ring the peer's doorbell now for what we wrote into its buffer. */
+static void kfn_db_ring(struct kfn_link *link)
+{
+	if (link->ntb && link->up)
+		ntb_peer_db_set(link->ntb, KFN_DB_BIT);
+	link->db_pending = false;
+}
+
 static int kfn_rx(struct kfn_ep *kep, bool *more)
 {
 	void *chan = kfn_in_chan(kep->link, kep->lc);
@@ -563,6 +581,11 @@ static int kfn_rx(struct kfn_ep *kep, bool *more)
 		if (ret)
 			return ret;
 		kep->rx_cons++;
+		if (d.type != KFN_D_READ_REQ &&
+		    le32_to_cpu(d.len) >= KFN_DB_EARLY) {
+			kfn_publish_cons(kep);
+			kfn_db_ring(kep->link);
+		}
 	}
 	*more = true;
 	return 0;
@@ -827,6 +850,8 @@ static int kfn_tx_data(struct kfn_ep *kep, struct kfn_op *op, u32 *budget)
 		if (!op->pos)
 			op->first = kep->tx_prod;
 		kfn_tx_desc(kep, &d, cost);
+		if (n >= KFN_DB_EARLY)
+			kfn_db_ring(kep->link);
 		op->last = kep->tx_prod;
 		op->pos += n;
 		*budget -= min(n, *budget);
@@ -903,6 +928,8 @@ static int kfn_tx_reads(struct kfn_ep *kep, u32 *budget)
 			if (status || job->pos + n == job->len)
 				d.flags = KFN_DF_LAST;
 			kfn_tx_desc(kep, &d, cost);
+			if (n >= KFN_DB_EARLY)
+				kfn_db_ring(kep->link);
 			job->pos += n;
 			*budget -= min(n, *budget);
 			if (status) {
@@ -1047,9 +1074,8 @@ bool kfn_link_process(struct kfn_link *link)
 		more |= kfn_ep_process(kep);
 	if (link->up)
 		kfn_ctrl_tx(link);
-	if (link->db_pending && link->ntb && link->up)
-		ntb_peer_db_set(link->ntb, KFN_DB_BIT);
-	link->db_pending = false;
+	if (link->db_pending)
+		kfn_db_ring(link);
 	return more;
 }
 

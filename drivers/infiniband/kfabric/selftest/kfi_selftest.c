@@ -85,6 +85,24 @@
 /* Changes a key in every byte of its low half, so no provider maps it back. */
 #define KST_BAD_KEY_XOR		0x5a5a5a5aULL
 
+/**
+ * struct kst_reject - private data of the responder's rejections
+ * @magic: %KST_MAGIC
+ * @version: %KST_VERSION
+ * @reason: %KST_REJ_* code
+ *
+ * Part of the wire protocol; only this module is ever rejected.
+ */
+struct kst_reject {
+	__le32 magic;
+	__le16 version;
+	__le16 reason;
+};
+
+#define KST_REJ_HELLO		1	/* no valid &struct kst_hello */
+#define KST_REJ_DOMAIN		2	/* the domain cannot serve the tests */
+#define KST_REJ_BUSY		3	/* no room for another connection */
+
 void kst_msg_init(struct kst_msg *m, enum kst_msg_type type)
 {
 	memset(m, 0, sizeof(*m));
@@ -574,6 +592,8 @@ struct kst_peer {
  * @cm_status: 0 when connected, else why not
  * @cm_done: @connected has been completed
  * @rejected: the responder rejected the request
+ * @rej: the rejection's private data
+ * @rej_len: bytes of @rej received
  * @rx: receive buffers; the responder's messages fill them in turn
  * @nr_rx: number of @rx
  * @rx_next: the receive the next message lands in
@@ -594,6 +614,8 @@ struct kst_conn {
 	int cm_status;
 	bool cm_done;
 	bool rejected;
+	struct kst_reject rej;
+	u32 rej_len;
 	struct kst_rx rx[KST_CLI_RX];
 	u32 nr_rx;
 	u32 rx_next;
@@ -689,6 +711,9 @@ static void kst_conn_cm_handler(void *context, const struct kfi_cm_event *ev)
 		break;
 	case KFI_CM_REJECTED:
 		c->rejected = true;
+		c->rej_len = min_t(u32, ev->private_data_len, sizeof(c->rej));
+		if (c->rej_len)
+			memcpy(&c->rej, ev->private_data, c->rej_len);
 		status = -ECONNREFUSED;
 		break;
 	case KFI_CM_UNREACHABLE:
@@ -1395,7 +1420,10 @@ static enum kst_result kst_test_connect(struct kst_run *run)
 	return KST_PASS;
 }
 
-/* A request with a wrong magic or version is rejected. */
+/*
+ * A request with a wrong magic or version is rejected, and the rejection's
+ * private data says why.
+ */
 static enum kst_result kst_test_reject(struct kst_run *run)
 {
 	static const char * const names[] = { "bad_magic", "bad_version" };
@@ -1420,6 +1448,11 @@ static enum kst_result kst_test_reject(struct kst_run *run)
 			else if (!c->rejected)
 				kst_diag(run, "not rejected: %pe",
 					 ERR_PTR(c->cm_status));
+			else if (c->rej_len < sizeof(c->rej) ||
+				 le32_to_cpu(c->rej.magic) != KST_MAGIC ||
+				 le16_to_cpu(c->rej.reason) != KST_REJ_HELLO)
+				kst_diag(run, "rejected, no reason in %u bytes of data",
+					 c->rej_len);
 			else
 				res = KST_PASS;
 			kst_conn_free(c);
@@ -2966,6 +2999,21 @@ static void kst_sconn_publish(struct kst_sconn *conn)
 	spin_unlock_irqrestore(&conn->lock, flags);
 }
 
+/* Rejects @req, saying why when the domain carries that much. */
+static void kst_srv_reject(struct kfi_connreq *req, u16 reason)
+{
+	struct kst_reject rej = {
+		.magic = cpu_to_le32(KST_MAGIC),
+		.version = cpu_to_le16(KST_VERSION),
+		.reason = cpu_to_le16(reason),
+	};
+
+	if (kfi_domain_attr(req->domain)->max_reject_data < sizeof(rej))
+		kfi_reject(req, NULL, 0);
+	else
+		kfi_reject(req, &rej, sizeof(rej));
+}
+
 static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *ev)
 {
 	struct kfi_connreq *req = ev->connreq;
@@ -2977,17 +3025,19 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 	bool full;
 
 	if (ev->private_data_len < sizeof(hello))
-		goto reject;
+		goto reject_hello;
 	/* The private data need not be aligned. */
 	memcpy(&hello, ev->private_data, sizeof(hello));
 	if (le32_to_cpu(hello.magic) != KST_MAGIC ||
 	    le16_to_cpu(hello.version) != KST_VERSION)
-		goto reject;
+		goto reject_hello;
 	/* A wildcard listener hears requests on every domain of the fabric. */
 	if ((a->caps & KST_CAPS) != KST_CAPS ||
 	    a->max_msg_size < sizeof(struct kst_msg) ||
-	    a->max_cm_data < sizeof(hello))
-		goto reject;
+	    a->max_cm_data < sizeof(hello)) {
+		kst_srv_reject(req, KST_REJ_DOMAIN);
+		return;
+	}
 
 	region_len = le32_to_cpu(hello.region_len) ?: KST_REGION_MAX;
 	region_len = min3(region_len, (u64)KST_REGION_MAX, a->max_mr_size);
@@ -3017,7 +3067,7 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 	 * take locks (nvmet's config_sem) that are held around kfi_listen().
 	 */
 	if (conn->dead) {
-		kfi_reject(req, NULL, 0);
+		kst_srv_reject(req, KST_REJ_BUSY);
 		kst_sconn_publish(conn);
 		return;
 	}
@@ -3030,7 +3080,10 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 	return;
 
 reject:
-	kfi_reject(req, NULL, 0);
+	kst_srv_reject(req, KST_REJ_BUSY);
+	return;
+reject_hello:
+	kst_srv_reject(req, KST_REJ_HELLO);
 }
 
 static void kst_srv_cm_handler(void *context, const struct kfi_cm_event *ev)
