@@ -256,6 +256,41 @@ kf_fio_verify() {
 	echo "$2: fio wrote and verified $what (crc32c) on $1" >&2
 }
 
+# A writer for fault tests: copies a file to a block device in 64 KiB
+# direct writes, pass after pass, until kf_writer_stop. A fault injected
+# while it runs always meets writes in flight, however fast the guest is,
+# and since every pass writes the same bytes the device ends up holding
+# the file. A failed pass ends the writer with an error.
+KF_WRITER_DIR=/tmp/kf-writer
+
+# kf_writer_start FILE DEV: start it in the background (KF_WRITER_PID).
+kf_writer_start() {
+	rm -rf $KF_WRITER_DIR
+	mkdir -p $KF_WRITER_DIR
+	echo 0 >$KF_WRITER_DIR/passes
+	(
+		n=0
+		while [ ! -e $KF_WRITER_DIR/stop ]; do
+			dd if="$1" of="$2" bs=64k oflag=direct status=none || exit 1
+			n=$((n + 1))
+			echo $n >$KF_WRITER_DIR/passes
+		done
+	) &
+	KF_WRITER_PID=$!
+}
+
+# kf_writer_passes: the passes the writer has completed.
+kf_writer_passes() {
+	cat $KF_WRITER_DIR/passes
+}
+
+# kf_writer_stop: let the pass under way finish, then stop; false when a
+# pass failed.
+kf_writer_stop() {
+	touch $KF_WRITER_DIR/stop
+	wait "$KF_WRITER_PID"
+}
+
 # kf_pattern FILE MIB: write MIB MiB of random data to FILE.
 kf_pattern() {
 	dd if=/dev/urandom of="$1" bs=1M count="$2" 2>/dev/null

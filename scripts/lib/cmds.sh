@@ -131,14 +131,32 @@ kf_cmd_test() {
 	kf_print_results
 }
 
-# kf bench: boot one guest, run the benchmark scripts (tests/bench-*.sh)
-# and print the tables they emit (lines starting with "BENCH ").
+# kf bench: build the series without the debug options into a build
+# directory of its own, boot one guest on it, run the benchmark scripts
+# (tests/bench-*.sh) and print the tables they emit (lines starting with
+# "BENCH "). KASAN, lockdep, kmemleak and the debug objects tax code in
+# proportion to the loads, stores and locks it does, so under them a
+# ratio against a baseline (raw verbs, ntb_perf's memcpy_toio()) would
+# measure the instrumentation. KFABRIC_BENCH_TREE=<tree> builds that tree
+# as it is, without applying the series (a work tree under development).
 kf_cmd_bench() {
+	local src=${KFABRIC_BENCH_TREE:-}
 	kf_host_setup
 	kf_base_resolve
+	kf_log "base: $KF_BASE_DESC"
+	if [ -z "$src" ]; then
+		kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
+		src=$KF_TEST_TREE
+	fi
+	KF_BUILD=${KFABRIC_BENCH_BUILD:-$KF_CACHE/build/bench}
+	KFABRIC_NODEBUG=1
+	[ -n "${KFABRIC_RUNS:-}" ] || KF_RUNS=$KF_CACHE/runs-bench
 	kf_results_init
-	kf_guests 'bench-*' single
+	kf_step bench-build kf_build_tree "$src" "$KF_BUILD" ||
+		kf_die "the benchmark kernel does not build (see $KF_BUILD/build.log)"
+	kf_guests "${KFABRIC_BENCH_FILTER:-bench-*}" single
 	echo
+	echo "kernel: $src without debug options, in $KF_BUILD; logs in $KF_RUNS"
 	grep -h '^BENCH ' "$KF_RUNS"/single/console.log | sed 's/^BENCH //'
 	kf_print_results
 }

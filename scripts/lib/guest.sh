@@ -113,12 +113,12 @@ kf_qemu() {
 	# shadow range for 4-level paging and report the IRQ descriptor's
 	# lock as a wild-memory-access (seen in pair mode under TCG, at
 	# 0.15-0.26 s, in cpu_detect()). A kernel bug outside kfabric.
-	local dir=$1 cmdline=$2 cpu=max,la57=off
+	local dir=$1 cmdline=$2 cpu=${KFABRIC_QEMU_CPU:-max,la57=off}
 	shift 2
 	[ "$KF_ACCEL" = kvm ] && cpu=host
 	mkdir -p "$dir"
 	rm -f "$dir"/{console,results}.log
-	qemu-system-x86_64 -accel "$KF_ACCEL" -cpu "$cpu" -m "$KF_GUEST_MEM" -smp 2 \
+	qemu-system-x86_64 -accel "$KF_ACCEL" -cpu "$cpu" -m "$KF_GUEST_MEM" -smp "${KFABRIC_QEMU_SMP:-2,sockets=2}" \
 		-nodefaults -display none -no-reboot \
 		-kernel "$KF_BUILD/arch/x86/boot/bzImage" -initrd "$KF_BUILD/initramfs.cpio.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=7 $cmdline" \

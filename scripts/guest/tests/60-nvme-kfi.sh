@@ -187,30 +187,29 @@ test_B() {
 }
 
 # rxe_removal_during_io CTRL: delete the host's Soft-RoCE device (rxe0)
-# while a writer moves the pattern to CTRL's namespace, then add it back:
-# the controller must fall back to reconnecting, the write must wait and
-# complete once the device is back, and the namespace must then read back
-# as the pattern.
+# while writes of the pattern to CTRL's namespace are in flight, then add
+# it back: the controller must fall back to reconnecting, the writes must
+# wait and complete once the device is back, and the namespace must then
+# read back as the pattern.
 rxe_removal_during_io() {
-	local ctrl=$1 pid rc=0 sum ns1
+	local ctrl=$1 passes sum ns1
 	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace on $ctrl"
 	kf_pattern /tmp/pattern2 $NREG
 	sum=$(dd if=/tmp/pattern2 bs=$REGION count=$NREG status=none | kf_md5)
-	# 64 KiB I/Os: eighty of them, most still to go when rxe0 leaves.
-	dd if=/tmp/pattern2 of=$ns1 bs=64k oflag=direct status=none &
-	pid=$!
+	kf_writer_start /tmp/pattern2 $ns1
 	sleep 1
-	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before rxe0 was deleted"
+	kill -0 $KF_WRITER_PID 2>/dev/null || kf_fail "the writer failed before rxe0 was deleted"
 	rdma link delete rxe0
 	echo "deleted rxe0 with the writer running; $ctrl is $(kf_nvme_state "$ctrl")" >&2
 	kf_nvme_wait_state "$ctrl" connecting 60 ||
 		kf_fail "$ctrl did not start reconnecting (state $(kf_nvme_state "$ctrl"))"
+	passes=$(kf_writer_passes)
 	sleep 2
-	kill -0 $pid 2>/dev/null || kf_fail "the write ended while rxe0 was gone"
+	[ "$(kf_writer_passes)" = "$passes" ] || kf_fail "a write completed while rxe0 was gone"
 	kf_rxe_setup veth0 rxe0
 	kf_nvme_wait_state "$ctrl" live 60 || kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
-	wait $pid || rc=$?
-	[ $rc -eq 0 ] || kf_fail "the write across the removal of rxe0 failed ($rc)"
+	kf_writer_stop || kf_fail "a write across the removal of rxe0 failed"
+	echo "the writer made $(kf_writer_passes) passes, $passes before rxe0 came back" >&2
 	[ "$(kf_nvme_area $ns1)" = "$sum" ] ||
 		kf_fail "after rxe0 came back the namespace differs from what was written"
 	echo "$ctrl reconnected after rxe0 came back; the write completed intact" >&2

@@ -112,34 +112,33 @@ host_io() {
 	echo "$sum $sum2"
 }
 
-# host_linkdown: pull the NTB link (on the host's port DEV, $1) while a
-# write is in flight, put it back; prints the md5 of what was written.
+# host_linkdown: pull the NTB link (on the host's port DEV, $1) while
+# writes are in flight, put it back; prints the md5 of what was written.
 host_linkdown() {
-	local dev=$1 ctrl pid rc=0 sum ns1
+	local dev=$1 ctrl passes sum ns1
 	ctrl=$(connect)
 	ns1=$(kf_nvme_ns "$ctrl" 1 30) || kf_fail "no namespace on $ctrl"
 	kf_pattern /tmp/pattern2 $NREG
 	sum=$(dd if=/tmp/pattern2 bs=$REGION count=$NREG status=none | kf_md5)
-	dd if=/tmp/pattern2 of=$ns1 bs=64k oflag=direct status=none &
-	pid=$!
+	kf_writer_start /tmp/pattern2 $ns1
 	sleep 0.5
-	kill -0 $pid 2>/dev/null || kf_fail "the writer ended before the link went down"
+	kill -0 $KF_WRITER_PID 2>/dev/null || kf_fail "the writer failed before the link went down"
 	echo down >"$DBG/ntb_hw_ivshmem/$dev/link"
 	kf_ntb_wait "$dev" down
 	echo "pulled the link of $dev with the writer running" >&2
 	kf_nvme_wait_state "$ctrl" connecting 60 ||
 		kf_fail "$ctrl did not start reconnecting (state $(kf_nvme_state "$ctrl"))"
+	passes=$(kf_writer_passes)
 	sleep 2
-	if kill -0 $pid 2>/dev/null; then
-		[ "$(kf_nvme_state "$ctrl")" = connecting ] ||
-			kf_fail "$ctrl left connecting without a link"
-	fi
+	[ "$(kf_nvme_state "$ctrl")" = connecting ] ||
+		kf_fail "$ctrl left connecting without a link"
+	[ "$(kf_writer_passes)" = "$passes" ] || kf_fail "a write completed without a link"
 	echo up >"$DBG/ntb_hw_ivshmem/$dev/link"
 	kf_ntb_wait "$dev" up
 	kf_nvme_wait_state "$ctrl" live 60 ||
 		kf_fail "$ctrl did not reconnect (state $(kf_nvme_state "$ctrl"))"
-	wait $pid || rc=$?
-	[ $rc -eq 0 ] || kf_fail "the write across the link loss failed ($rc)"
+	kf_writer_stop || kf_fail "a write across the link loss failed"
+	echo "the writer made $(kf_writer_passes) passes, $passes before the link came back" >&2
 	[ "$(kf_nvme_area $ns1)" = "$sum" ] ||
 		kf_fail "after the link came back the namespace differs from what was written"
 	kf_fio_verify $ns1 after-linkdown
