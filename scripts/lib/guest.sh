@@ -113,15 +113,24 @@ kf_qemu() {
 	# shadow range for 4-level paging and report the IRQ descriptor's
 	# lock as a wild-memory-access (seen in pair mode under TCG, at
 	# 0.15-0.26 s, in cpu_detect()). A kernel bug outside kfabric.
+	#
+	# Two CPUs, one per socket: the guest kernel has no ACPI and takes its
+	# CPUs from SeaBIOS's MP table, which lists the first CPU of each
+	# socket only. tsc=reliable: with two CPUs under TCG the boot-time TSC
+	# sync check fails, and the kernel, which has no HPET or ACPI PM timer
+	# without ACPI, falls back to jiffies, 4 ms resolution for every
+	# ktime_get(); TCG derives each vCPU's TSC from the host's, which is
+	# constant and synchronised.
 	local dir=$1 cmdline=$2 cpu=${KFABRIC_QEMU_CPU:-max,la57=off}
 	shift 2
 	[ "$KF_ACCEL" = kvm ] && cpu=host
 	mkdir -p "$dir"
 	rm -f "$dir"/{console,results}.log
-	qemu-system-x86_64 -accel "$KF_ACCEL" -cpu "$cpu" -m "$KF_GUEST_MEM" -smp "${KFABRIC_QEMU_SMP:-2,sockets=2}" \
+	qemu-system-x86_64 -accel "$KF_ACCEL" -cpu "$cpu" -m "$KF_GUEST_MEM" \
+		-smp "${KFABRIC_QEMU_SMP:-2,sockets=2}" \
 		-nodefaults -display none -no-reboot \
 		-kernel "$KF_BUILD/arch/x86/boot/bzImage" -initrd "$KF_BUILD/initramfs.cpio.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=7 $cmdline" \
+		-append "console=ttyS0 panic=-1 loglevel=7 tsc=reliable $cmdline" \
 		-serial "file:$dir/console.log" -serial "file:$dir/results.log" \
 		-device isa-debug-exit,iobase=0xf4,iosize=0x04 "$@" \
 		>"$dir/qemu.log" 2>&1 &

@@ -33,6 +33,26 @@ ntb_perf_mbs() {
 	awk '/copied .* MBytes\/s/ { s += $(NF - 1); n++ } END { if (n) print s }' "$p/run"
 }
 
+# ntb_irq_spread: the interrupts of each port on a CPU of its own. The two
+# ports stand for two hosts, whose sides of a transfer run on different
+# CPUs; left alone, both ports' doorbells may land on one CPU, and so may
+# both sides' workers. The client's bench then runs on the CPU of its port
+# (NTB_P1's, CLIENT_CPU), as it would on its own host.
+CLIENT_CPU=0
+ntb_irq_spread() {
+	local cpus irq cpu=0
+	cpus=$(nproc)
+	[ "$cpus" -gt 1 ] || return 0
+	for dev in $NTB_P0 $NTB_P1; do
+		for irq in $(awk -v d="$dev" '$0 ~ d { sub(":", "", $1); print $1 }' /proc/interrupts); do
+			echo $((cpu % cpus)) >/proc/irq/$irq/smp_affinity_list || true
+		done
+		echo "BENCH irq: $dev on CPU $((cpu % cpus))"
+		CLIENT_CPU=$((cpu % cpus))
+		cpu=$((cpu + 1))
+	done
+}
+
 test_single() {
 	perf=
 	if modprobe ntb_perf total_order=26 chunk_order=20 max_mw_size=0x400000 2>/dev/null &&
@@ -48,10 +68,11 @@ test_single() {
 	fi
 	kf_ntb_wait $NTB_P0 up
 	kf_ntb_wait $NTB_P1 up
+	ntb_irq_spread
 	modprobe kfi_selftest
 	dir=$DBG/kfi_selftest
 	echo "serve fabric=ntb addr=$NTB_P0 port=$PORT" >"$dir/run"
-	echo "bench fabric=ntb addr=$NTB_P0 port=$PORT $ARGS" >"$dir/run" || {
+	taskset -c $CLIENT_CPU sh -c "echo 'bench fabric=ntb addr=$NTB_P0 port=$PORT $ARGS' >$dir/run" || {
 		sed 's/^/BENCH /' "$dir/results"
 		kf_fail "bench failed"
 	}
