@@ -138,7 +138,8 @@ kf_cmd_test() {
 # proportion to the loads, stores and locks it does, so under them a
 # ratio against a baseline (raw verbs, ntb_perf's memcpy_toio()) would
 # measure the instrumentation. KFABRIC_BENCH_TREE=<tree> builds that tree
-# as it is, without applying the series (a work tree under development).
+# as it is, without applying the series (a work tree under development);
+# KFABRIC_BENCH_FILTER=<glob> runs only the benchmark scripts it matches.
 kf_cmd_bench() {
 	local src=${KFABRIC_BENCH_TREE:-}
 	kf_host_setup
