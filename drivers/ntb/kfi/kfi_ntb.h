@@ -407,6 +407,8 @@ struct kfn_rd_job {
  * @stage_used: bytes of it in flight, with what wrapping skipped
  * @stage_cost: bytes of it each descriptor in flight holds
  * @rx_msg: a send is arriving in chunks
+ * @rx_more: the last descriptor taken was a piece of a transfer that
+ *	more pieces follow
  * @rd_next: tag of our next read
  * @rd: reads we serve, in order
  * @rd_head: oldest of @rd
@@ -448,6 +450,7 @@ struct kfn_ep {
 	u32 stage_used;
 	u32 stage_cost[KFN_RING];
 	bool rx_msg;
+	bool rx_more;
 	u32 rd_next;
 	struct kfn_rd_job rd[KFN_RING];
 	u32 rd_head;
@@ -547,6 +550,7 @@ static inline void *kfn_out_chan(struct kfn_link *link, u32 c)
 
 extern struct kfi_fabric kfn_fabric;
 extern struct workqueue_struct *kfn_wq;
+extern unsigned int kfn_poll_us;
 
 /* main.c */
 int kfn_layout_init(struct kfn_layout *l, u32 size, u32 nch);

@@ -41,6 +41,10 @@ static bool use_dma = true;
 module_param(use_dma, bool, 0444);
 MODULE_PARM_DESC(use_dma, "Copy large payloads with a DMA engine channel when there is one (default true)");
 
+unsigned int kfn_poll_us = 20;
+module_param_named(poll_us, kfn_poll_us, uint, 0644);
+MODULE_PARM_DESC(poll_us, "Microseconds to wait for the next piece of a transfer in progress before sleeping until the doorbell, with more than one CPU; 0 never waits (default 20)");
+
 #define KFN_MIN_MW		SZ_64K
 #define KFN_POLL_UP		HZ
 #define KFN_POLL_HANDSHAKE	(HZ / 10)
