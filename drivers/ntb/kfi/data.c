@@ -547,6 +547,12 @@ static int kfn_rx_desc(struct kfn_ep *kep, const struct kfn_desc *d,
 
 static void kfn_publish_cons(struct kfn_ep *kep);
 
+/* Bytes of payload a descriptor carries: a read request carries none. */
+static u32 kfn_desc_payload(const struct kfn_desc *d)
+{
+	return d->type == KFN_D_READ_REQ ? 0 : le32_to_cpu(d->len);
+}
+
 /* Ring the peer's doorbell now for what we wrote into its buffer. */
 static void kfn_db_ring(struct kfn_link *link)
 {
@@ -611,8 +617,7 @@ static int kfn_rx(struct kfn_ep *kep, bool *more)
 			return ret;
 		kep->rx_cons++;
 		kep->rx_more = false;
-		if (d.type != KFN_D_READ_REQ &&
-		    le32_to_cpu(d.len) >= KFN_DB_EARLY) {
+		if (kfn_desc_payload(&d) >= KFN_DB_EARLY) {
 			kfn_publish_cons(kep);
 			kfn_db_ring(kep->link);
 			kep->rx_more = !(d.flags & KFN_DF_LAST);
@@ -668,7 +673,11 @@ static void *kfn_out_stage(struct kfn_ep *kep, u32 off)
 	return kfn_out_chan(kep->link, kep->rc) + KFN_CHAN_HDR + off;
 }
 
-/* Write descriptor @d into the peer's ring; its payload is in place. */
+/*
+ * Write descriptor @d into the peer's ring; its payload is in place. A
+ * large piece is announced at once (KFN_DB_EARLY), the rest when the
+ * worker's pass ends.
+ */
 static void kfn_tx_desc(struct kfn_ep *kep, struct kfn_desc *d, u32 cost)
 {
 	struct kfn_desc *slot = kfn_out_chan(kep->link, kep->rc) +
@@ -683,6 +692,8 @@ static void kfn_tx_desc(struct kfn_ep *kep, struct kfn_desc *d, u32 cost)
 	kep->stage_cost[kep->tx_prod % KFN_RING] = cost;
 	kep->tx_prod++;
 	kep->link->db_pending = true;
+	if (kfn_desc_payload(d) >= KFN_DB_EARLY)
+		kfn_db_ring(kep->link);
 }
 
 static void kfn_tx_nak(struct kfn_ep *kep, u32 pos, u8 status)
@@ -881,8 +892,6 @@ static int kfn_tx_data(struct kfn_ep *kep, struct kfn_op *op, u32 *budget)
 		if (!op->pos)
 			op->first = kep->tx_prod;
 		kfn_tx_desc(kep, &d, cost);
-		if (n >= KFN_DB_EARLY)
-			kfn_db_ring(kep->link);
 		op->last = kep->tx_prod;
 		op->pos += n;
 		*budget -= min(n, *budget);
@@ -959,8 +968,6 @@ static int kfn_tx_reads(struct kfn_ep *kep, u32 *budget)
 			if (status || job->pos + n == job->len)
 				d.flags = KFN_DF_LAST;
 			kfn_tx_desc(kep, &d, cost);
-			if (n >= KFN_DB_EARLY)
-				kfn_db_ring(kep->link);
 			job->pos += n;
 			*budget -= min(n, *budget);
 			if (status) {

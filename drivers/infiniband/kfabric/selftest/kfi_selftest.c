@@ -2689,11 +2689,8 @@ static int kst_sconn_describe(struct kst_sconn *conn, struct kst_msg *m)
 	ret = kfi_mr_map(conn->ep, conn->mr, &region,
 			 KFI_ACCESS_REMOTE_READ | KFI_ACCESS_REMOTE_WRITE,
 			 &conn->map_cqe, KFI_MORE);
-	if (ret) {
-		pr_info_ratelimited("responder: mapping the region: %pe\n",
-				    ERR_PTR(ret));
+	if (ret)
 		return ret;
-	}
 	conn->described = true;
 	kst_msg_init(m, KST_MSG_DESC);
 	m->addr = cpu_to_le64(conn->mr->addr);
@@ -2707,7 +2704,7 @@ static int kst_sconn_describe(struct kst_sconn *conn, struct kst_msg *m)
 /*
  * Handles a message that arrived in @rx and builds the reply in the same
  * buffer. Returns the reply's length, or a negative errno to drop the
- * connection.
+ * connection: -ENOTCONN when the client asked for that.
  */
 static int kst_sconn_handle(struct kst_sconn *conn, struct kst_srx *rx,
 			    const struct kfi_wc *wc)
@@ -2792,8 +2789,12 @@ static void kst_srx_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 		return;
 	}
 	len = kst_sconn_handle(conn, rx, wc);
-	if (len < 0) {
+	if (len == -ENOTCONN) {
 		kst_sconn_kill(conn);
+		return;
+	}
+	if (len < 0) {
+		kst_sconn_fail(conn, "handling a message", len);
 		return;
 	}
 	rx->send_kvec.iov_len = len;
@@ -3022,22 +3023,23 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 	struct kst_hello hello;
 	u64 region_len;
 	u32 msg_size;
+	u16 reason = KST_REJ_HELLO;
 	bool full;
 
 	if (ev->private_data_len < sizeof(hello))
-		goto reject_hello;
+		goto reject;
 	/* The private data need not be aligned. */
 	memcpy(&hello, ev->private_data, sizeof(hello));
 	if (le32_to_cpu(hello.magic) != KST_MAGIC ||
 	    le16_to_cpu(hello.version) != KST_VERSION)
-		goto reject_hello;
+		goto reject;
 	/* A wildcard listener hears requests on every domain of the fabric. */
+	reason = KST_REJ_DOMAIN;
 	if ((a->caps & KST_CAPS) != KST_CAPS ||
 	    a->max_msg_size < sizeof(struct kst_msg) ||
-	    a->max_cm_data < sizeof(hello)) {
-		kst_srv_reject(req, KST_REJ_DOMAIN);
-		return;
-	}
+	    a->max_cm_data < sizeof(hello))
+		goto reject;
+	reason = KST_REJ_BUSY;
 
 	region_len = le32_to_cpu(hello.region_len) ?: KST_REGION_MAX;
 	region_len = min3(region_len, (u64)KST_REGION_MAX, a->max_mr_size);
@@ -3080,10 +3082,7 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 	return;
 
 reject:
-	kst_srv_reject(req, KST_REJ_BUSY);
-	return;
-reject_hello:
-	kst_srv_reject(req, KST_REJ_HELLO);
+	kst_srv_reject(req, reason);
 }
 
 static void kst_srv_cm_handler(void *context, const struct kfi_cm_event *ev)

@@ -278,6 +278,18 @@ static bool vbs_connected(struct vbs_ep *vep)
  * Called with the send queue lock held; the caller posts and then calls
  * vbs_sq_commit().
  */
+/* The work request flags of the kfabric posting flags. */
+static unsigned int vbs_send_flags(u32 flags)
+{
+	unsigned int send_flags = 0;
+
+	if (!(flags & KFI_UNSIGNALED))
+		send_flags |= IB_SEND_SIGNALED;
+	if (flags & KFI_FENCE)
+		send_flags |= IB_SEND_FENCE;
+	return send_flags;
+}
+
 static int vbs_sq_prep(struct vbs_ep *vep, const struct kfi_msg *msg,
 		       u32 flags, enum kfi_wc_opcode opcode,
 		       struct ib_send_wr *wr, struct vbs_op **opp)
@@ -301,11 +313,7 @@ static int vbs_sq_prep(struct vbs_ep *vep, const struct kfi_msg *msg,
 	wr->wr_cqe = &op->cqe;
 	wr->sg_list = op->sge;
 	wr->num_sge = op->nsge;
-	wr->send_flags = 0;
-	if (!(flags & KFI_UNSIGNALED))
-		wr->send_flags |= IB_SEND_SIGNALED;
-	if (flags & KFI_FENCE)
-		wr->send_flags |= IB_SEND_FENCE;
+	wr->send_flags = vbs_send_flags(flags);
 	*opp = op;
 	return 0;
 }
@@ -496,8 +504,7 @@ static int vbs_post_read_iw(struct vbs_ep *vep, const struct kfi_msg *msg,
 	rd.wr.sg_list = &sge;
 	rd.wr.num_sge = 1;
 	rd.wr.ex.invalidate_rkey = mr->lkey;
-	if (!(flags & KFI_UNSIGNALED))
-		rd.wr.send_flags = IB_SEND_SIGNALED;
+	rd.wr.send_flags = vbs_send_flags(flags);
 
 	op->opcode = KFI_WC_READ;
 	op->ulp = msg->cqe;
