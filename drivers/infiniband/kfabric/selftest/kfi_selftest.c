@@ -602,6 +602,7 @@ struct kst_peer {
  * @rma: an RMA operation or read/write helper transfer
  * @msg_size: largest message both sides take
  * @send_ops: send-side operations the endpoint may have outstanding
+ * @rw_ctxs: read/write helper transfers the endpoint may have outstanding
  * @timeout: jiffies one operation, or command, may take
  * @peer: the responder's buffer
  */
@@ -624,6 +625,7 @@ struct kst_conn {
 	struct kst_op rma;
 	u32 msg_size;
 	u32 send_ops;
+	u32 rw_ctxs;
 	unsigned long timeout;
 	struct kst_peer peer;
 };
@@ -634,6 +636,7 @@ struct kst_conn {
  * @msg_size: largest message to send
  * @rw_size: bytes per read/write helper transfer; 0 without the helper
  * @rw_segs: segments of the local buffer of a helper transfer
+ * @rw_ctxs: helper transfers in flight at once
  * @magic: magic of the connection request
  * @version: protocol version of the connection request
  */
@@ -642,6 +645,7 @@ struct kst_conn_param {
 	u32 msg_size;
 	u64 rw_size;
 	u32 rw_segs;
+	u32 rw_ctxs;
 	u32 magic;
 	u16 version;
 };
@@ -669,14 +673,16 @@ static u64 kst_rw_ops(const struct kfi_domain_attr *a, u64 len, u32 segs)
 
 /*
  * Asks for read/write helper transfers of up to @len bytes, as much of it
- * as the domain's send queue can take. Segments are counted in pages, as
+ * as the domain's send queue can take, and for up to @ctxs of them at once
+ * as far as the queue has room for more. Segments are counted in pages, as
  * providers that register memory for the helper do, which also covers
  * local buffers made of larger blocks.
  */
 static void kst_param_rw(struct kst_conn_param *p, const struct kfi_domain_attr *a,
-			 u64 len)
+			 u64 len, u32 ctxs)
 {
 	u32 room = a->max_send_ops - min_t(u32, KST_SEND_OPS, a->max_send_ops);
+	u64 ops;
 
 	len = min(len, a->max_mr_size);
 	while (len > PAGE_SIZE &&
@@ -684,6 +690,8 @@ static void kst_param_rw(struct kst_conn_param *p, const struct kfi_domain_attr 
 		len /= 2;
 	p->rw_size = len;
 	p->rw_segs = DIV64_U64_ROUND_UP(len, PAGE_SIZE);
+	ops = kst_rw_ops(a, len, p->rw_segs);
+	p->rw_ctxs = clamp_t(u64, div64_u64(room, ops), 1, ctxs);
 }
 
 int kst_hello_check(const void *data, u32 len)
@@ -1009,10 +1017,11 @@ static struct kst_conn *kst_conn_start(struct kst_run *run,
 	ep_attr.max_recv_ops = c->nr_rx;
 	nr_cqe = c->send_ops + c->nr_rx + 2;
 	if (p->rw_size) {
-		ep_attr.max_rw_ctxs = 1;
+		c->rw_ctxs = p->rw_ctxs;
+		ep_attr.max_rw_ctxs = c->rw_ctxs;
 		ep_attr.max_rw_size = p->rw_size;
 		ep_attr.max_rw_segs = p->rw_segs;
-		nr_cqe += kst_rw_ops(a, p->rw_size, p->rw_segs);
+		nr_cqe += (u64)c->rw_ctxs * kst_rw_ops(a, p->rw_size, p->rw_segs);
 	}
 	cq_attr.nr_cqe = min_t(u64, nr_cqe, a->max_cqe);
 	c->cq = kfi_cq_alloc(info->domain, &cq_attr);
@@ -1516,7 +1525,7 @@ static enum kst_result kst_test_rma(struct kst_run *run, bool write)
 	n = kst_sizes(sizes, ARRAY_SIZE(sizes), run->o.sizes);
 	kst_param(&p, sizes[n - 1], SZ_4K);
 	if (sizes[n - 1] > direct)
-		kst_param_rw(&p, a, sizes[n - 1]);
+		kst_param_rw(&p, a, sizes[n - 1], 1);
 	c = kst_conn_open(run, run->info, &p);
 	if (IS_ERR(c))
 		return KST_FAIL;
@@ -1721,7 +1730,7 @@ static enum kst_result kst_test_rw_sge(struct kst_run *run)
 	segs[4] = 2 * (u64)sge + 1;
 	n = kst_sizes(segs, ARRAY_SIZE(segs), max);
 	kst_param(&p, segs[n - 1] << PAGE_SHIFT, SZ_4K);
-	kst_param_rw(&p, a, segs[n - 1] << PAGE_SHIFT);
+	kst_param_rw(&p, a, segs[n - 1] << PAGE_SHIFT, 1);
 	c = kst_conn_open(run, run->info, &p);
 	if (IS_ERR(c))
 		return KST_FAIL;
@@ -2465,9 +2474,81 @@ drain:
 	return ret;
 }
 
+/**
+ * struct kst_rw - a read/write helper transfer of the benchmark
+ * @ctx: its context, set up when it is posted
+ * @op: its completion
+ */
+struct kst_rw {
+	struct kfi_rw_ctx ctx;
+	struct kst_op op;
+};
+
+/*
+ * @n read/write helper transfers of @l, @qd at a time, as
+ * kst_bench_window() does with single operations. A context lives from
+ * posting to completion; those of a failed window are torn down once the
+ * endpoint is drained.
+ */
+static int kst_bench_rw_window(struct kst_conn *c, struct kst_local *l,
+			       bool write, u32 qd, u32 n, s64 *ns, s64 *lat)
+{
+	enum dma_data_direction dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
+	struct kfi_rma_iov rma = kst_remote(c, 0, l->len);
+	u32 posted = 0, done = 0, i;
+	struct kst_rw *rws, *rw;
+	struct kfi_iov iov;
+	ktime_t start;
+	int ret = 0;
+
+	rws = kzalloc_objs(*rws, qd, GFP_KERNEL);
+	if (!rws)
+		return -ENOMEM;
+	for (i = 0; i < qd; i++)
+		kst_op_init(&rws[i].op);
+	kfi_iov_bvec(&iov, l->big.bvec, l->big.nr);
+	*lat = 0;
+	start = ktime_get();
+	while (done < n) {
+		for (; posted < n && posted - done < qd; posted++) {
+			rw = &rws[posted % qd];
+			ret = kfi_rw_ctx_init(&rw->ctx, c->ep, &iov, &rma, dir);
+			if (ret < 0)
+				goto drain;
+			kst_op_arm(&rw->op);
+			ret = kfi_rw_ctx_post(&rw->ctx, &rw->op.cqe, NULL, 0);
+			if (ret) {
+				/* Part of it may be running: drain, then destroy. */
+				posted++;
+				goto drain;
+			}
+		}
+		/* Helper transfers complete in posting order, too. */
+		rw = &rws[done % qd];
+		ret = kst_wait(c, &rw->op);
+		if (ret)
+			goto drain;
+		kfi_rw_ctx_destroy(&rw->ctx);
+		*lat += rw->op.lat_ns;
+		done++;
+	}
+	*ns = ktime_to_ns(ktime_sub(ktime_get(), start));
+	kfree(rws);
+	return 0;
+
+drain:
+	kst_diag(c->run, "%s: %pe", write ? "rw_write" : "rw_read", ERR_PTR(ret));
+	kfi_ep_drain(c->ep);
+	for (; done < posted; done++)
+		kfi_rw_ctx_destroy(&rws[done % qd].ctx);
+	kfree(rws);
+	return ret;
+}
+
 static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 {
 	const struct kfi_domain_attr *a = &run->info->attr;
+	const char *rw_name = write ? "rw_write" : "rw_read";
 	const char *name = write ? "write" : "read";
 	unsigned int order = get_order(KST_RW_BLOCK);
 	u64 direct = min_t(u64, KST_MSG_MAX, a->max_rma_size);
@@ -2478,7 +2559,7 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 	unsigned int i, n;
 	s64 ns, lat;
 	int ret = 0;
-	u32 k, j;
+	u32 k;
 
 	if (IS_ENABLED(CONFIG_KFABRIC_SELFTEST_IBV) &&
 	    run->o.api == KST_API_VERBS)
@@ -2491,7 +2572,7 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 	}
 	kst_param(&p, sizes[n - 1], SZ_4K);
 	if (sizes[n - 1] > direct)
-		kst_param_rw(&p, a, sizes[n - 1]);
+		kst_param_rw(&p, a, sizes[n - 1], KST_RW_QD);
 	c = kst_conn_open(run, run->info, &p);
 	if (IS_ERR(c))
 		return KST_FAIL;
@@ -2520,16 +2601,15 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 				kst_bench_row(run, name, c->send_ops, sizes[i], k,
 					      ns, lat);
 		} else {
-			ktime_t start = ktime_get();
-
-			for (j = 0, lat = 0; j < k && !ret; j++) {
-				ret = kst_xfer(c, &l, 0, write);
-				lat += c->rma.lat_ns;
-			}
-			ns = ktime_to_ns(ktime_sub(ktime_get(), start));
+			ret = kst_bench_rw_window(c, &l, write, 1, k, &ns, &lat);
 			if (!ret)
-				kst_bench_row(run, write ? "rw_write" : "rw_read",
-					      1, sizes[i], k, ns, lat);
+				kst_bench_row(run, rw_name, 1, sizes[i], k, ns, lat);
+			if (!ret && c->rw_ctxs > 1)
+				ret = kst_bench_rw_window(c, &l, write, c->rw_ctxs,
+							  k, &ns, &lat);
+			if (!ret && c->rw_ctxs > 1)
+				kst_bench_row(run, rw_name, c->rw_ctxs, sizes[i], k,
+					      ns, lat);
 		}
 		kst_local_free(&l);
 	}

@@ -27,6 +27,7 @@
 #define KST_BLOCK_MAX		SZ_2M	/* largest blocks of responder buffers */
 #define KST_CLI_RX		4	/* receives per client connection */
 #define KST_SEND_OPS		16	/* client send-side operations */
+#define KST_RW_QD		4	/* benchmark helper transfers in flight */
 
 /**
  * struct kst_hello - private data of a connection request and its accept

@@ -85,6 +85,7 @@ struct kst_ibv_buf {
  * @rma: a read/write API transfer
  * @msg_size: largest message both sides take
  * @send_ops: RMA operations kept in flight at most
+ * @rw_ctxs: read/write API transfers kept in flight at most
  * @max_msg_sz: largest transfer of the port
  * @peer_addr: address of the responder's buffer
  * @peer_rkey: its key
@@ -110,6 +111,7 @@ struct kst_ibv_conn {
 	struct kst_ibv_op rma;
 	u32 msg_size;
 	u32 send_ops;
+	u32 rw_ctxs;
 	u32 max_msg_sz;
 	u64 peer_addr;
 	u32 peer_rkey;
@@ -427,14 +429,19 @@ static int kst_ibv_setup(struct kst_ibv_conn *c, u32 msg_size, u32 rw_segs)
 	if (rw_segs) {
 		/*
 		 * As many segments in a work request as the device takes,
-		 * and room for the work requests a transfer is split into.
+		 * and room for the work requests a transfer is split into,
+		 * for as many transfers at once as the benchmark runs in the
+		 * kfabric mode, if the queue takes them.
 		 */
 		qp_attr.cap.max_send_sge = min3(rw_segs, da->max_send_sge,
 						da->max_sge_rd);
 		if (!qp_attr.cap.max_send_sge)
 			return -EINVAL;
-		qp_attr.cap.max_rdma_ctxs = 1;
 		rw_wrs = DIV_ROUND_UP(rw_segs, qp_attr.cap.max_send_sge);
+		c->rw_ctxs = clamp_t(u32, (da->max_qp_wr - c->send_ops - 1) / rw_wrs,
+				     1, KST_RW_QD);
+		qp_attr.cap.max_rdma_ctxs = c->rw_ctxs;
+		rw_wrs *= c->rw_ctxs;
 	}
 	/* One more of each for the drain work requests of ib_drain_qp(). */
 	qp_attr.cap.max_send_wr = c->send_ops + rw_wrs + 1;
@@ -836,16 +843,84 @@ drain:
 	return ret;
 }
 
+/**
+ * struct kst_ibv_rw_op - a read/write API transfer of the benchmark
+ * @ctx: its context, set up when it is posted
+ * @op: its completion
+ */
+struct kst_ibv_rw_op {
+	struct rdma_rw_ctx ctx;
+	struct kst_ibv_op op;
+};
+
+/* @n read/write API transfers of @l, @qd at a time, as kst_bench_rw_window(). */
+static int kst_ibv_rw_window(struct kst_ibv_conn *c, struct kst_ibv_local *l,
+			     bool write, u32 qd, u32 n, s64 *ns, s64 *lat)
+{
+	enum dma_data_direction dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
+	struct bvec_iter iter = { .bi_size = l->len };
+	u32 port = c->id->port_num, posted = 0, done = 0, i;
+	struct kst_ibv_rw_op *rws, *rw;
+	ktime_t start;
+	int ret = 0;
+
+	rws = kzalloc_objs(*rws, qd, GFP_KERNEL);
+	if (!rws)
+		return -ENOMEM;
+	for (i = 0; i < qd; i++)
+		kst_ibv_op_init(&rws[i].op);
+	*lat = 0;
+	start = ktime_get();
+	while (done < n) {
+		for (; posted < n && posted - done < qd; posted++) {
+			rw = &rws[posted % qd];
+			ret = rdma_rw_ctx_init_bvec(&rw->ctx, c->id->qp, port,
+						    l->big.bvec, l->big.nr, iter,
+						    c->peer_addr, c->peer_rkey,
+						    dir);
+			if (ret < 0)
+				goto drain;
+			kst_ibv_op_arm(&rw->op);
+			ret = rdma_rw_ctx_post(&rw->ctx, c->id->qp, port,
+					       &rw->op.cqe, NULL);
+			if (ret) {
+				/* Part of it may be running: drain, then destroy. */
+				posted++;
+				goto drain;
+			}
+		}
+		rw = &rws[done % qd];
+		ret = kst_ibv_wait(c, &rw->op);
+		if (ret)
+			goto drain;
+		rdma_rw_ctx_destroy_bvec(&rw->ctx, c->id->qp, port, l->big.bvec,
+					 l->big.nr, dir);
+		*lat += rw->op.lat_ns;
+		done++;
+	}
+	*ns = ktime_to_ns(ktime_sub(ktime_get(), start));
+	kfree(rws);
+	return 0;
+
+drain:
+	kst_diag(c->run, "%s: %pe", write ? "rw_write" : "rw_read", ERR_PTR(ret));
+	ib_drain_qp(c->id->qp);
+	for (; done < posted; done++)
+		rdma_rw_ctx_destroy_bvec(&rws[done % qd].ctx, c->id->qp, port,
+					 l->big.bvec, l->big.nr, dir);
+	kfree(rws);
+	return ret;
+}
+
 /* One size of an RMA case: a checked transfer, then the timed ones. */
 static int kst_ibv_rma_size(struct kst_ibv_conn *c, struct kst_ibv_local *l,
 			    bool write, u32 k)
 {
+	const char *rw_name = write ? "rw_write" : "rw_read";
 	const char *name = write ? "write" : "read";
 	struct kst_run *run = c->run;
-	ktime_t start;
 	s64 ns, lat;
 	int ret;
-	u32 j;
 
 	ret = kst_ibv_rma_once(c, l, write);
 	if (ret)
@@ -861,15 +936,13 @@ static int kst_ibv_rma_size(struct kst_ibv_conn *c, struct kst_ibv_local *l,
 			kst_bench_row(run, name, c->send_ops, l->len, k, ns, lat);
 		return ret;
 	}
-	start = ktime_get();
-	for (j = 0, lat = 0; j < k && !ret; j++) {
-		ret = kst_ibv_rw(c, l, write);
-		lat += c->rma.lat_ns;
-	}
-	ns = ktime_to_ns(ktime_sub(ktime_get(), start));
+	ret = kst_ibv_rw_window(c, l, write, 1, k, &ns, &lat);
 	if (!ret)
-		kst_bench_row(run, write ? "rw_write" : "rw_read", 1, l->len, k,
-			      ns, lat);
+		kst_bench_row(run, rw_name, 1, l->len, k, ns, lat);
+	if (!ret && c->rw_ctxs > 1)
+		ret = kst_ibv_rw_window(c, l, write, c->rw_ctxs, k, &ns, &lat);
+	if (!ret && c->rw_ctxs > 1)
+		kst_bench_row(run, rw_name, c->rw_ctxs, l->len, k, ns, lat);
 	return ret;
 }
 

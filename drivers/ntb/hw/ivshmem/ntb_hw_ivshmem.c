@@ -1196,10 +1196,6 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 	spin_lock_init(&ndev->lock);
 	INIT_DELAYED_WORK(&ndev->link_work, ntb_ivshmem_link_work);
 	ndev->db_mask = NTB_IVSHMEM_DB_MASK;
-	/* Registered before the IRQs, so it runs after they are freed. */
-	rc = devm_add_action_or_reset(dev, ntb_ivshmem_stop_work, ndev);
-	if (rc)
-		return rc;
 
 	rc = pcim_enable_device(pdev);
 	if (rc)
@@ -1231,6 +1227,15 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 		return rc;
 	}
 	rc = devm_add_action_or_reset(dev, ntb_ivshmem_release_pool, dev);
+	if (rc)
+		return rc;
+	/*
+	 * The link work reads the status blocks in the control memory.
+	 * Registered after it is mapped and before the IRQs are requested,
+	 * the action runs once the IRQs are freed, so nothing queues the
+	 * work again, and before the memory is unmapped.
+	 */
+	rc = devm_add_action_or_reset(dev, ntb_ivshmem_stop_work, ndev);
 	if (rc)
 		return rc;
 
