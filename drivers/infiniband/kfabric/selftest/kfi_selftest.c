@@ -2559,7 +2559,7 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 	unsigned int i, n;
 	s64 ns, lat;
 	int ret = 0;
-	u32 k;
+	u32 k, kq;
 
 	if (IS_ENABLED(CONFIG_KFABRIC_SELFTEST_IBV) &&
 	    run->o.api == KST_API_VERBS)
@@ -2594,21 +2594,24 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 			ret = kst_bench_window(c, &l, write, 1, k, &ns, &lat);
 			if (!ret)
 				kst_bench_row(run, name, 1, sizes[i], k, ns, lat);
+			/* At least as many as are to be in flight. */
+			kq = max(k, c->send_ops);
 			if (!ret && c->send_ops > 1)
 				ret = kst_bench_window(c, &l, write, c->send_ops,
-						       k, &ns, &lat);
+						       kq, &ns, &lat);
 			if (!ret && c->send_ops > 1)
-				kst_bench_row(run, name, c->send_ops, sizes[i], k,
+				kst_bench_row(run, name, c->send_ops, sizes[i], kq,
 					      ns, lat);
 		} else {
 			ret = kst_bench_rw_window(c, &l, write, 1, k, &ns, &lat);
 			if (!ret)
 				kst_bench_row(run, rw_name, 1, sizes[i], k, ns, lat);
+			kq = max(k, c->rw_ctxs);
 			if (!ret && c->rw_ctxs > 1)
 				ret = kst_bench_rw_window(c, &l, write, c->rw_ctxs,
-							  k, &ns, &lat);
+							  kq, &ns, &lat);
 			if (!ret && c->rw_ctxs > 1)
-				kst_bench_row(run, rw_name, c->rw_ctxs, sizes[i], k,
+				kst_bench_row(run, rw_name, c->rw_ctxs, sizes[i], kq,
 					      ns, lat);
 		}
 		kst_local_free(&l);

@@ -921,28 +921,32 @@ static int kst_ibv_rma_size(struct kst_ibv_conn *c, struct kst_ibv_local *l,
 	struct kst_run *run = c->run;
 	s64 ns, lat;
 	int ret;
+	u32 kq;
 
 	ret = kst_ibv_rma_once(c, l, write);
 	if (ret)
 		return ret;
 	if (!l->rw) {
+		/* At least as many as are to be in flight. */
+		kq = max(k, c->send_ops);
 		ret = kst_ibv_window(c, l, write, 1, k, &ns, &lat);
 		if (!ret)
 			kst_bench_row(run, name, 1, l->len, k, ns, lat);
 		if (!ret && c->send_ops > 1)
-			ret = kst_ibv_window(c, l, write, c->send_ops, k, &ns,
+			ret = kst_ibv_window(c, l, write, c->send_ops, kq, &ns,
 					     &lat);
 		if (!ret && c->send_ops > 1)
-			kst_bench_row(run, name, c->send_ops, l->len, k, ns, lat);
+			kst_bench_row(run, name, c->send_ops, l->len, kq, ns, lat);
 		return ret;
 	}
 	ret = kst_ibv_rw_window(c, l, write, 1, k, &ns, &lat);
 	if (!ret)
 		kst_bench_row(run, rw_name, 1, l->len, k, ns, lat);
+	kq = max(k, c->rw_ctxs);
 	if (!ret && c->rw_ctxs > 1)
-		ret = kst_ibv_rw_window(c, l, write, c->rw_ctxs, k, &ns, &lat);
+		ret = kst_ibv_rw_window(c, l, write, c->rw_ctxs, kq, &ns, &lat);
 	if (!ret && c->rw_ctxs > 1)
-		kst_bench_row(run, rw_name, c->rw_ctxs, l->len, k, ns, lat);
+		kst_bench_row(run, rw_name, c->rw_ctxs, l->len, kq, ns, lat);
 	return ret;
 }
 
