@@ -7,9 +7,11 @@
 # scripts/kf bench. Numbers are reported, never asserted.
 KF_MODES="single"
 PORT=18516
-# TCG makes every round trip take milliseconds and rxe moves well under
-# 1 MB/s: few iterations, at most 512 KiB per case, sizes up to 1 MiB. The
-# modes alternate case by case, so that both see the same load of the host.
+# Under TCG a round trip takes a few hundred microseconds and rxe moves a
+# few tens of MB/s (without the debug options; far less with them): few
+# iterations, at most 512 KiB per case (a case at a queue depth runs at
+# least that many), sizes up to 1 MiB. The modes alternate case by case,
+# so that both see the same load of the host.
 ROUNDS=${KF_BENCH_ROUNDS:-2}
 ARGS="sizes=1M iters=${KF_BENCH_ITERS:-50} bytes=${KF_BENCH_BYTES:-512K}"
 
