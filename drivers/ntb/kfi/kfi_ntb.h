@@ -43,8 +43,15 @@ enum kfn_spad {
 #define KFN_CTRL_AREA		SZ_8K	/* control header and ring */
 #define KFN_CHAN_HDR		SZ_8K	/* channel header and ring */
 #define KFN_MIN_CHAN		SZ_16K
-#define KFN_MAX_CHUNK		SZ_64K
 #define KFN_MAX_CHANNELS	256
+/*
+ * Payload per descriptor, at most (and a quarter of the staging area).
+ * Each piece costs a descriptor, a doorbell and a wake-up of the peer's
+ * worker; a piece is also what the receiver waits for before it starts
+ * copying and what it still copies after the sender is done, so pieces
+ * are not larger still.
+ */
+#define KFN_MAX_CHUNK		SZ_128K
 /*
  * Memory region keys are 32 bits, the size of the keys in NVMe keyed SGL
  * data blocks and of RDMA rkeys: a region's index above a generation that
