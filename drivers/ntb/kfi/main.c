@@ -667,7 +667,7 @@ static int kfn_memcpy_show(struct seq_file *s, void *unused)
 	OPTIMIZER_HIDE_VAR(chunk);
 	seq_printf(s, "memcpy %llu MB/s\n", kfn_memcpy_rate(dst, src, chunk));
 	seq_printf(s, "memcpy_inline %llu MB/s\n",
-		   kfn_memcpy_rate(dst, src, KFN_MAX_CHUNK));
+		   kfn_memcpy_rate(dst, src, SZ_64K));
 	vfree(src);
 	vfree(dst);
 	return 0;
