@@ -294,7 +294,9 @@ EOF
 
 # KUnit through kunit.py with the core's .kunitconfig on x86_64: its config
 # has neither INFINIBAND nor NET, so this is also the proof that the core
-# builds and works without the RDMA stack.
+# builds and works without the RDMA stack. Two CPUs, so that the removal
+# stress cases really run their threads side by side; the .kunitconfig
+# turns on SMP, KASAN and lockdep, and any kernel report fails the step.
 kf_cmd_kunit() {
 	local out=$KF_CACHE/build/kunit-x86 path=$PATH log
 	kf_host_setup
@@ -309,11 +311,17 @@ kf_cmd_kunit() {
 	(cd "$KF_TEST_TREE" && PATH=$path CCACHE_DIR=$KF_CACHE/ccache \
 		python3 tools/testing/kunit/kunit.py run --arch=x86_64 \
 		--kunitconfig=drivers/infiniband/kfabric --build_dir="$out" \
-		--jobs="$KF_JOBS" --make_options CC="ccache gcc" --timeout 900) >"$log" 2>&1
+		--jobs="$KF_JOBS" --make_options CC="ccache gcc" --timeout 900 \
+		--qemu_args="-smp 2") >"$log" 2>&1
 	local rc=$?
 	grep -E '^\[[0-9:]+\] (Testing complete|# |.*FAILED)' "$log" | tail -n 5 >&2
 	((rc == 0)) || kf_die "kunit.py failed (see $log)"
 	grep -q '^CONFIG_KFABRIC=y' "$out/.config" || kf_die "kunit.py did not build kfabric"
+	# A splat fails the run even when every expectation held.
+	if grep -E 'BUG:|WARNING:|KASAN:|possible circular locking|inconsistent lock state|possible recursive locking|suspicious RCU usage' \
+		"$out/test.log" >&2; then
+		kf_die "the KUnit kernel reported a problem (see $out/test.log)"
+	fi
 	if grep -q '^CONFIG_INFINIBAND=' "$out/.config"; then
 		kf_die "the KUnit config has INFINIBAND; it must prove the core builds without it"
 	fi

@@ -6,8 +6,12 @@
  * domains; discovery holds it only to take references, never while a
  * provider resolves an address. kfi_clients_lock serialises client
  * callbacks with the registration of domains and clients, so a client sees
- * add and remove for a domain exactly once each, in that order. Client
- * callbacks may call anything in kfabric except client (un)registration.
+ * add and remove for a domain exactly once each, in that order. It is
+ * taken outside kfi_lock: a domain joins or leaves the list and gets its
+ * client callbacks in one kfi_clients_lock section, so (un)registering a
+ * client sees it either before or after, never in between. Client
+ * callbacks may call anything in kfabric except client and domain
+ * (un)registration.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -174,10 +178,10 @@ struct kfi_domain *kfi_domain_alloc(struct kfi_fabric *fabric, struct device *de
 	if (!domain)
 		return NULL;
 	domain->stats = alloc_percpu(struct kfi_domain_stats);
-	if (!domain->stats) {
-		kfree(domain);
-		return NULL;
-	}
+	if (!domain->stats)
+		goto out_free;
+	if (init_srcu_struct(&domain->srcu))
+		goto out_stats;
 	domain->fabric = fabric;
 	domain->dev = dev;
 	kref_init(&domain->ref);
@@ -190,6 +194,12 @@ struct kfi_domain *kfi_domain_alloc(struct kfi_fabric *fabric, struct device *de
 	/* An allocating xarray keeps NULL entries, and their marks. */
 	xa_init_flags(&domain->client_data, XA_FLAGS_ALLOC);
 	return domain;
+
+out_stats:
+	free_percpu(domain->stats);
+out_free:
+	kfree(domain);
+	return NULL;
 }
 EXPORT_SYMBOL_GPL(kfi_domain_alloc);
 
@@ -202,6 +212,7 @@ static void kfi_domain_release(struct kref *ref)
 	if (domain->fabric->ops->domain_release)
 		domain->fabric->ops->domain_release(domain);
 	xa_destroy(&domain->client_data);
+	cleanup_srcu_struct(&domain->srcu);
 	free_percpu(domain->stats);
 	mutex_destroy(&domain->lock);
 	kfree(domain);
@@ -272,8 +283,8 @@ static bool kfi_domain_attr_valid(const struct kfi_domain *domain)
 		return false;
 	if (a->caps & ~KFI_CAP_ALL)
 		return false;
-	if (!(a->ep_types & BIT(KFI_EP_MSG)) ||
-	    (a->ep_types & ~(BIT(KFI_EP_MSG) | BIT(KFI_EP_RDM))))
+	/* KFI_EP_RDM is reserved until it has data operations of its own. */
+	if (a->ep_types != BIT(KFI_EP_MSG))
 		return false;
 	if (a->addr_format != domain->fabric->addr_format ||
 	    a->protocol == KFI_PROTO_UNSPEC || a->protocol > KFI_PROTO_TEST)
@@ -287,7 +298,8 @@ static bool kfi_domain_attr_valid(const struct kfi_domain *domain)
 		return false;
 	if ((a->caps & KFI_CAP_RMA) && (!a->max_rma_sge || !a->max_rma_size ||
 					!a->max_mr || !a->max_mr_segs ||
-					!a->mr_key_size || a->mr_key_size > 8))
+					!a->mr_key_size || a->mr_key_size > 8 ||
+					a->mr_key_cycle < 2))
 		return false;
 	/* ULPs size the blocks of their regions' buffers by it. */
 	if ((a->caps & KFI_CAP_RMA) &&
@@ -400,14 +412,17 @@ int kfi_domain_register(struct kfi_domain *domain)
 	if (!kfi_domain_attr_valid(domain))
 		return -EINVAL;
 
+	mutex_lock(&kfi_clients_lock);
 	mutex_lock(&kfi_lock);
 	if (!fabric->registered) {
 		mutex_unlock(&kfi_lock);
+		mutex_unlock(&kfi_clients_lock);
 		return -ENODEV;
 	}
 	list_for_each_entry(d, &fabric->domains, list) {
 		if (!strcmp(d->attr.name, domain->attr.name)) {
 			mutex_unlock(&kfi_lock);
+			mutex_unlock(&kfi_clients_lock);
 			return -EEXIST;
 		}
 	}
@@ -420,7 +435,6 @@ int kfi_domain_register(struct kfi_domain *domain)
 	kfi_debugfs_add_domain(domain);
 	trace_kfi_domain_register(domain);
 
-	mutex_lock(&kfi_clients_lock);
 	list_for_each_entry(client, &kfi_clients, list)
 		kfi_client_add_one(client, domain);
 	mutex_unlock(&kfi_clients_lock);
@@ -448,11 +462,15 @@ void kfi_domain_unregister(struct kfi_domain *domain)
 {
 	struct kfi_client *client;
 
+	/*
+	 * Unlinking under kfi_clients_lock: a client unregistering
+	 * concurrently either finds the domain in its snapshot and removes
+	 * itself, or is off the client list by the time it is unlinked.
+	 */
+	mutex_lock(&kfi_clients_lock);
 	mutex_lock(&kfi_lock);
 	list_del_init(&domain->list);
 	mutex_unlock(&kfi_lock);
-
-	mutex_lock(&kfi_clients_lock);
 	list_for_each_entry_reverse(client, &kfi_clients, list)
 		kfi_client_remove_one(client, domain);
 	mutex_unlock(&kfi_clients_lock);
@@ -690,6 +708,26 @@ VISIBLE_IF_KUNIT bool kfi_domain_matches(const struct kfi_domain *domain,
 }
 EXPORT_SYMBOL_IF_KUNIT(kfi_domain_matches);
 
+/* One candidate of kfi_getinfo(), resolved on a work item of its own. */
+struct kfi_resolve {
+	struct kfi_info info;
+	const struct kfi_hints *hints;
+	struct work_struct work;
+	int ret;
+};
+
+static void kfi_resolve_work(struct work_struct *work)
+{
+	struct kfi_resolve *r = container_of(work, struct kfi_resolve, work);
+	struct kfi_domain *domain = r->info.domain;
+	int idx;
+
+	idx = kfi_fence_enter(domain);
+	r->ret = kfi_domain_dying(domain) ? -ENODEV :
+		 domain->fabric->ops->resolve(domain, r->hints, &r->info);
+	kfi_fence_exit(domain, idx);
+}
+
 /**
  * kfi_getinfo() - find the domains that satisfy a ULP's hints
  * @hints: requirements (see &struct kfi_hints)
@@ -698,8 +736,11 @@ EXPORT_SYMBOL_IF_KUNIT(kfi_domain_matches);
  *
  * Candidates are the registered domains whose attributes satisfy every
  * hint; each is then asked (&kfi_provider_ops.resolve) whether it can
- * serve the addresses. The list is in fabric, then domain, registration
- * order. Free it with kfi_freeinfo().
+ * serve the addresses. The candidates resolve concurrently, so the call
+ * takes as long as the slowest provider's resolution (which providers
+ * bound, as rdma_resolve_addr() is by its timeout), not their sum. The
+ * list is in fabric, then domain, registration order. Free it with
+ * kfi_freeinfo().
  *
  * Context: process context; may sleep while providers resolve addresses.
  * Return: 0 with at least one entry; -EINVAL for invalid hints; -ENODATA
@@ -709,11 +750,12 @@ EXPORT_SYMBOL_IF_KUNIT(kfi_domain_matches);
 int kfi_getinfo(const struct kfi_hints *hints, struct list_head *infos)
 {
 	static const struct kfi_hints none;
+	struct kfi_resolve *r, *tmp;
 	struct kfi_fabric *fabric;
 	struct kfi_domain *domain;
-	struct kfi_info *info, *tmp;
 	LIST_HEAD(cands);
 	int ret, err = -ENODATA;
+	bool nomem = false;
 
 	if (!infos || !list_empty(infos))
 		return -EINVAL;
@@ -728,47 +770,58 @@ int kfi_getinfo(const struct kfi_hints *hints, struct list_head *infos)
 		list_for_each_entry(domain, &fabric->domains, list) {
 			if (!kfi_domain_matches(domain, hints))
 				continue;
-			info = kzalloc_obj(*info, GFP_KERNEL);
-			if (!info) {
-				err = -ENOMEM;
-				break;
+			r = kzalloc_obj(*r, GFP_KERNEL);
+			if (!r) {
+				nomem = true;
+				goto out_unlock;
 			}
 			mutex_lock(&domain->lock);
 			if (!kfi_domain_get_live(domain)) {
 				mutex_unlock(&domain->lock);
-				kfree(info);
+				kfree(r);
 				continue;
 			}
 			mutex_unlock(&domain->lock);
-			info->domain = domain;
-			info->fabric = fabric;
-			list_add_tail(&info->list, &cands);
+			r->info.domain = domain;
+			r->info.fabric = fabric;
+			r->hints = hints;
+			list_add_tail(&r->info.list, &cands);
 		}
 	}
+out_unlock:
 	mutex_unlock(&kfi_lock);
 
-	list_for_each_entry_safe(info, tmp, &cands, list) {
-		domain = info->domain;
-		info->attr = domain->attr;
-		info->ep_type = hints->ep_type == KFI_EP_UNSPEC ? KFI_EP_MSG :
-								  hints->ep_type;
+	list_for_each_entry(r, &cands, info.list) {
+		domain = r->info.domain;
+		r->info.attr = domain->attr;
+		r->info.ep_type = hints->ep_type == KFI_EP_UNSPEC ? KFI_EP_MSG :
+								    hints->ep_type;
 		if (hints->src_addr)
-			info->src_addr = *hints->src_addr;
+			r->info.src_addr = *hints->src_addr;
 		if (hints->dest_addr)
-			info->dest_addr = *hints->dest_addr;
-		ret = 0;
-		if (domain->fabric->ops->resolve)
-			ret = domain->fabric->ops->resolve(domain, hints, info);
+			r->info.dest_addr = *hints->dest_addr;
+		if (nomem || !domain->fabric->ops->resolve)
+			continue;
+		INIT_WORK(&r->work, kfi_resolve_work);
+		queue_work(system_unbound_wq, &r->work);
+	}
+	list_for_each_entry_safe(r, tmp, &cands, info.list) {
+		domain = r->info.domain;
+		if (!nomem && domain->fabric->ops->resolve)
+			flush_work(&r->work);
+		list_del(&r->info.list);
+		ret = nomem ? -ENOMEM : r->ret;
 		if (ret) {
 			if (err == -ENODATA && ret != -ENODATA)
 				err = ret;
-			list_del(&info->list);
 			kfi_domain_put(domain);
-			kfree(info);
+			kfree(r);
 			continue;
 		}
-		list_move_tail(&info->list, infos);
+		list_add_tail(&r->info.list, infos);
 	}
+	if (nomem)
+		return -ENOMEM;
 	if (list_empty(infos))
 		return err;
 	return 0;
@@ -786,7 +839,8 @@ void kfi_freeinfo(struct list_head *infos)
 	list_for_each_entry_safe(info, tmp, infos, list) {
 		list_del(&info->list);
 		kfi_domain_put(info->domain);
-		kfree(info);
+		/* kfi_getinfo() allocates each info inside a kfi_resolve. */
+		kfree(container_of(info, struct kfi_resolve, info));
 	}
 }
 EXPORT_SYMBOL_GPL(kfi_freeinfo);

@@ -35,12 +35,14 @@
  * @wq: workqueue @work runs on
  * @running: completions taken off the ring whose callback has not returned
  *	yet, so that a flush can wait for them too
+ * @poll_lock: serialises dispatch of a %KFI_POLL_DIRECT queue between its
+ *	owner's kfi_cq_poll() and a drain's kfi_cq_sw_flush()
  *
  * Dispatch is serialised by its context: an irq_poll instance and a work
- * item never run concurrently with themselves, and ULPs do not poll a
- * %KFI_POLL_DIRECT queue concurrently. So callbacks of one queue never run
- * concurrently, as ULPs expect from &struct ib_cq, and workqueue callbacks
- * may sleep.
+ * item never run concurrently with themselves, and a %KFI_POLL_DIRECT
+ * queue is dispatched under @poll_lock. So callbacks of one queue never
+ * run concurrently, as ULPs expect from &struct ib_cq, and workqueue
+ * callbacks may sleep.
  */
 struct kfi_cq_sw {
 	struct kfi_cq *cq;
@@ -53,6 +55,7 @@ struct kfi_cq_sw {
 	struct irq_poll iop;
 	struct work_struct work;
 	struct workqueue_struct *wq;
+	spinlock_t poll_lock;	/* %KFI_POLL_DIRECT dispatch */
 };
 
 /**
@@ -165,6 +168,7 @@ int kfi_cq_sw_init(struct kfi_cq *cq)
 	sw->cq = cq;
 	sw->size = cq->attr.nr_cqe;
 	spin_lock_init(&sw->lock);
+	spin_lock_init(&sw->poll_lock);
 	switch (cq->attr.poll_ctx) {
 	case KFI_POLL_SOFTIRQ:
 		irq_poll_init(&sw->iop, KFI_CQ_BUDGET, kfi_cq_sw_iop);
@@ -227,7 +231,10 @@ EXPORT_SYMBOL_GPL(kfi_cq_sw_push);
  *
  * For a provider's drain: returns once every completion pushed before the
  * call has been delivered. A %KFI_POLL_DIRECT queue is processed by the
- * caller, since nothing else would.
+ * caller, since its owner may not poll it again before the drain returns;
+ * as with ib_drain_qp() on an %IB_POLL_DIRECT queue, completions of other
+ * endpoints sharing the queue may then be delivered in the caller's
+ * context, but never concurrently with the owner's kfi_cq_poll().
  *
  * Context: process context; may sleep.
  */
@@ -237,8 +244,12 @@ void kfi_cq_sw_flush(struct kfi_cq *cq)
 
 	switch (cq->attr.poll_ctx) {
 	case KFI_POLL_DIRECT:
-		while (kfi_cq_sw_pending(sw))
+		while (kfi_cq_sw_pending(sw)) {
+			spin_lock(&sw->poll_lock);
 			kfi_cq_sw_process(sw, KFI_CQ_BUDGET);
+			spin_unlock(&sw->poll_lock);
+			cond_resched();
+		}
 		break;
 	case KFI_POLL_SOFTIRQ:
 		while (kfi_cq_sw_pending(sw)) {
@@ -294,7 +305,7 @@ struct kfi_cq *kfi_cq_alloc(struct kfi_domain *domain,
 {
 	const struct kfi_domain_attr *da;
 	struct kfi_cq *cq;
-	int ret;
+	int ret, idx;
 
 	if (!domain || !attr)
 		return ERR_PTR(-EINVAL);
@@ -304,14 +315,18 @@ struct kfi_cq *kfi_cq_alloc(struct kfi_domain *domain,
 	    attr->poll_ctx > KFI_POLL_UNBOUND_WORKQUEUE)
 		return ERR_PTR(-EINVAL);
 
+	/* Removal waits until the queue is on the list, or gone. */
+	idx = kfi_fence_enter(domain);
 	mutex_lock(&domain->lock);
 	if (!kfi_domain_get_live(domain)) {
 		mutex_unlock(&domain->lock);
+		kfi_fence_exit(domain, idx);
 		return ERR_PTR(-ENODEV);
 	}
 	if (domain->nr_cq >= da->max_cq) {
 		mutex_unlock(&domain->lock);
 		kfi_domain_put(domain);
+		kfi_fence_exit(domain, idx);
 		return ERR_PTR(-ENOSPC);
 	}
 	domain->nr_cq++;
@@ -336,6 +351,7 @@ struct kfi_cq *kfi_cq_alloc(struct kfi_domain *domain,
 	mutex_lock(&domain->lock);
 	list_add_tail(&cq->entry, &domain->cqs);
 	mutex_unlock(&domain->lock);
+	kfi_fence_exit(domain, idx);
 	trace_kfi_cq_alloc(cq);
 	return cq;
 
@@ -349,6 +365,7 @@ out_unreserve:
 	domain->nr_cq--;
 	mutex_unlock(&domain->lock);
 	kfi_domain_put(domain);
+	kfi_fence_exit(domain, idx);
 	return ERR_PTR(ret);
 }
 EXPORT_SYMBOL_GPL(kfi_cq_alloc);
@@ -419,19 +436,35 @@ EXPORT_SYMBOL_GPL(kfi_cq_free);
  *
  * Calls the done() callbacks of up to @budget completions in the caller's
  * context, e.g. a blk-mq ->poll() handler. Callers of one queue must not
- * poll it concurrently.
+ * poll it concurrently. While a drain of one of the queue's endpoints
+ * dispatches the queue itself (see kfi_cq_sw_flush()), this returns 0.
+ * Safe against concurrent removal of the domain, after which it fails.
  *
- * Return: the number processed, or -EINVAL for a queue of another
- * context.
+ * Return: the number processed, -EINVAL for a queue of another context,
+ * or -ENODEV once the domain is being removed.
  */
 int kfi_cq_poll(struct kfi_cq *cq, int budget)
 {
-	if (cq->attr.poll_ctx != KFI_POLL_DIRECT || budget < 0)
+	struct kfi_domain *domain;
+	int ret, idx;
+
+	if (!cq || cq->attr.poll_ctx != KFI_POLL_DIRECT || budget < 0)
 		return -EINVAL;
-	if (READ_ONCE(cq->state) != KFI_OBJ_LIVE)
-		return 0;
-	if (cq->sw)
-		return kfi_cq_sw_process(cq->sw, budget);
-	return cq->domain->fabric->ops->cq_poll(cq, budget);
+	domain = cq->domain;
+	idx = kfi_fence_enter(domain);
+	if (kfi_domain_dying(domain) || READ_ONCE(cq->state) != KFI_OBJ_LIVE) {
+		ret = -ENODEV;
+	} else if (cq->sw) {
+		/* A drain is dispatching: what it leaves is ours next time. */
+		ret = 0;
+		if (spin_trylock(&cq->sw->poll_lock)) {
+			ret = kfi_cq_sw_process(cq->sw, budget);
+			spin_unlock(&cq->sw->poll_lock);
+		}
+	} else {
+		ret = domain->fabric->ops->cq_poll(cq, budget);
+	}
+	kfi_fence_exit(domain, idx);
+	return ret;
 }
 EXPORT_SYMBOL_GPL(kfi_cq_poll);

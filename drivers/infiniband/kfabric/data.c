@@ -4,10 +4,9 @@
  *
  * The data path costs one indirect call, a few argument checks and an RCU
  * read-side section: no reference counts, no locks and no allocation in
- * the core. The RCU section is what lets endpoint destruction and domain
- * removal fence operations that race with them: they set @ep->dying and
- * wait for synchronize_rcu(). Provider post operations therefore must not
- * sleep.
+ * the core. The RCU section is what lets a drain and domain removal fence
+ * operations that race with them (see kfi_ep_close() and the removal fence
+ * in kfi_core.h). Provider post operations therefore must not sleep.
  */
 #include <linux/device.h>
 #include <linux/module.h>
@@ -88,8 +87,9 @@ int kfi_send(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
 	ret = kfi_msg_check(ep, msg, flags, KFI_SEND_FLAGS, false);
 	if (!ret) {
 		rcu_read_lock();
-		ret = READ_ONCE(ep->dying) ? -ENODEV :
-		      kfi_ep_ops(ep)->post_send(ep, msg, flags);
+		ret = kfi_ep_post_check(ep);
+		if (!ret)
+			ret = kfi_ep_ops(ep)->post_send(ep, msg, flags);
 		rcu_read_unlock();
 		if (!ret)
 			kfi_stat_inc(ep->domain, KFI_STAT_SEND);
@@ -107,7 +107,9 @@ EXPORT_SYMBOL_GPL(kfi_send);
  * @flags: %KFI_MORE
  *
  * Receives are consumed in the order they were posted, by the peer's sends
- * and writes with immediate data.
+ * and writes with immediate data. Data received into vmalloc'd kvec
+ * memory is seen through its vmalloc address once the ULP called
+ * kfi_iov_dma_end() on the buffer.
  *
  * Context: any; does not sleep.
  * Return: 0, -EINVAL, -EAGAIN when the receive queue is full, -ENODEV.
@@ -119,8 +121,9 @@ int kfi_recv(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
 	ret = kfi_msg_check(ep, msg, flags, KFI_RECV_FLAGS, true);
 	if (!ret) {
 		rcu_read_lock();
-		ret = READ_ONCE(ep->dying) ? -ENODEV :
-		      kfi_ep_ops(ep)->post_recv(ep, msg, flags);
+		ret = kfi_ep_post_check(ep);
+		if (!ret)
+			ret = kfi_ep_ops(ep)->post_recv(ep, msg, flags);
 		rcu_read_unlock();
 		if (!ret)
 			kfi_stat_inc(ep->domain, KFI_STAT_RECV);
@@ -165,8 +168,9 @@ int kfi_write(struct kfi_ep *ep, const struct kfi_msg *msg,
 		ret = kfi_rma_check(ep, msg, rma);
 	if (!ret) {
 		rcu_read_lock();
-		ret = READ_ONCE(ep->dying) ? -ENODEV :
-		      kfi_ep_ops(ep)->post_write(ep, msg, rma, flags);
+		ret = kfi_ep_post_check(ep);
+		if (!ret)
+			ret = kfi_ep_ops(ep)->post_write(ep, msg, rma, flags);
 		rcu_read_unlock();
 		if (!ret)
 			kfi_stat_inc(ep->domain, KFI_STAT_WRITE);
@@ -184,6 +188,14 @@ EXPORT_SYMBOL_GPL(kfi_write);
  * @rma: the remote range; its length must equal the local one
  * @flags: %KFI_MORE, %KFI_UNSIGNALED, %KFI_FENCE
  *
+ * A local buffer of type %KFI_IOV_MR must have been mapped with
+ * %KFI_ACCESS_REMOTE_WRITE where the wire places read responses like
+ * remote writes (iWARP), or the provider refuses the read with -EINVAL; a
+ * portable ULP maps the regions it reads into that way. Buffers of the
+ * other types need nothing. Data read into vmalloc'd kvec memory is seen
+ * through its vmalloc address once the ULP called kfi_iov_dma_end() on
+ * the buffer, as with any DMA into vmalloc memory.
+ *
  * Context: any; does not sleep.
  * Return: as kfi_send().
  */
@@ -197,8 +209,9 @@ int kfi_read(struct kfi_ep *ep, const struct kfi_msg *msg,
 		ret = kfi_rma_check(ep, msg, rma);
 	if (!ret) {
 		rcu_read_lock();
-		ret = READ_ONCE(ep->dying) ? -ENODEV :
-		      kfi_ep_ops(ep)->post_read(ep, msg, rma, flags);
+		ret = kfi_ep_post_check(ep);
+		if (!ret)
+			ret = kfi_ep_ops(ep)->post_read(ep, msg, rma, flags);
 		rcu_read_unlock();
 		if (!ret)
 			kfi_stat_inc(ep->domain, KFI_STAT_READ);
@@ -224,7 +237,7 @@ struct kfi_mr *kfi_mr_alloc(struct kfi_domain *domain, u32 max_segs)
 {
 	const struct kfi_provider_ops *ops;
 	struct kfi_mr *mr;
-	int ret;
+	int ret, idx;
 
 	if (!domain)
 		return ERR_PTR(-EINVAL);
@@ -234,15 +247,18 @@ struct kfi_mr *kfi_mr_alloc(struct kfi_domain *domain, u32 max_segs)
 	if (!max_segs || max_segs > domain->attr.max_mr_segs)
 		return ERR_PTR(-EINVAL);
 
+	/* Removal waits until the region is on the list, or gone. */
+	idx = kfi_fence_enter(domain);
 	mutex_lock(&domain->lock);
 	if (!kfi_domain_get_live(domain)) {
 		mutex_unlock(&domain->lock);
-		return ERR_PTR(-ENODEV);
+		ret = -ENODEV;
+		goto out_fence;
 	}
 	if (domain->nr_mr >= domain->attr.max_mr) {
 		mutex_unlock(&domain->lock);
-		kfi_domain_put(domain);
-		return ERR_PTR(-ENOSPC);
+		ret = -ENOSPC;
+		goto out_put;
 	}
 	domain->nr_mr++;
 	mutex_unlock(&domain->lock);
@@ -260,6 +276,7 @@ struct kfi_mr *kfi_mr_alloc(struct kfi_domain *domain, u32 max_segs)
 	mutex_lock(&domain->lock);
 	list_add_tail(&mr->entry, &domain->mrs);
 	mutex_unlock(&domain->lock);
+	kfi_fence_exit(domain, idx);
 	return mr;
 
 out_free:
@@ -268,7 +285,10 @@ out_unreserve:
 	mutex_lock(&domain->lock);
 	domain->nr_mr--;
 	mutex_unlock(&domain->lock);
+out_put:
 	kfi_domain_put(domain);
+out_fence:
+	kfi_fence_exit(domain, idx);
 	return ERR_PTR(ret);
 }
 EXPORT_SYMBOL_GPL(kfi_mr_alloc);
@@ -359,8 +379,9 @@ int kfi_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 	if (unlikely(!kfi_ep_ops(ep)->mr_map))
 		return -EOPNOTSUPP;
 	rcu_read_lock();
-	ret = READ_ONCE(ep->dying) ? -ENODEV :
-	      kfi_ep_ops(ep)->mr_map(ep, mr, iov, access, cqe, flags);
+	ret = kfi_ep_post_check(ep);
+	if (!ret)
+		ret = kfi_ep_ops(ep)->mr_map(ep, mr, iov, access, cqe, flags);
 	rcu_read_unlock();
 	if (!ret)
 		kfi_stat_inc(ep->domain, KFI_STAT_MR_MAP);
@@ -392,8 +413,9 @@ int kfi_mr_invalidate(struct kfi_ep *ep, struct kfi_mr *mr,
 	if (unlikely(!kfi_ep_ops(ep)->mr_invalidate))
 		return -EOPNOTSUPP;
 	rcu_read_lock();
-	ret = READ_ONCE(ep->dying) ? -ENODEV :
-	      kfi_ep_ops(ep)->mr_invalidate(ep, mr, cqe, flags);
+	ret = kfi_ep_post_check(ep);
+	if (!ret)
+		ret = kfi_ep_ops(ep)->mr_invalidate(ep, mr, cqe, flags);
 	rcu_read_unlock();
 	if (!ret)
 		kfi_stat_inc(ep->domain, KFI_STAT_MR_INV);
@@ -455,9 +477,10 @@ static struct list_head *kfi_domain_pop(struct kfi_domain *domain,
  * kfi_domain_kill_objects() - destroy what ULPs left on a removed domain
  * @domain: a domain whose clients have been removed
  *
- * Marks the domain dying (no new objects), fences the data path of every
- * endpoint, then destroys endpoints, memory regions and completion queues
- * in that order, since endpoints use the others.
+ * Marks the domain dying (no new objects, no new calls), waits once for
+ * the calls already inside the provider (the removal fence, kfi_core.h),
+ * then destroys endpoints, memory regions and completion queues in that
+ * order, since endpoints use the others.
  */
 void kfi_domain_kill_objects(struct kfi_domain *domain)
 {
@@ -465,7 +488,18 @@ void kfi_domain_kill_objects(struct kfi_domain *domain)
 	bool eps;
 
 	mutex_lock(&domain->lock);
-	domain->dying = true;
+	WRITE_ONCE(domain->dying, true);
+	mutex_unlock(&domain->lock);
+	/*
+	 * When synchronize_srcu() returns, creations that got past
+	 * kfi_domain_get_live() have put their object on its list, and no
+	 * call that saw the domain alive is still inside the provider.
+	 */
+	synchronize_srcu(&domain->srcu);
+	synchronize_rcu();
+	WRITE_ONCE(domain->revoked, true);
+
+	mutex_lock(&domain->lock);
 	eps = !list_empty(&domain->eps);
 	mutex_unlock(&domain->lock);
 	if (eps)

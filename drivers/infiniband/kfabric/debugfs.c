@@ -55,9 +55,9 @@ static int kfi_domain_attr_show(struct seq_file *s, void *unused)
 		   a->max_mr_size, a->max_mr_segs, a->max_mr_block,
 		   a->mr_key_size, a->cq_data_size);
 	seq_printf(s, "max_cm_data %u\nmax_reject_data %u\nnum_comp_vectors %u\n"
-		   "auth_key_size %u\ntclass_mask %#x\n", a->max_cm_data,
-		   a->max_reject_data, a->num_comp_vectors, a->auth_key_size,
-		   a->tclass_mask);
+		   "auth_key_size %u\ntclass_mask %#x\nmr_key_cycle %u\n",
+		   a->max_cm_data, a->max_reject_data, a->num_comp_vectors,
+		   a->auth_key_size, a->tclass_mask, a->mr_key_cycle);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(kfi_domain_attr);

@@ -6,8 +6,15 @@
  * the provider module, and sits on its domain's list while live. Whoever
  * takes it off the list destroys its provider part: the ULP's free, or the
  * removal of the domain. A free that finds the object already taken waits
- * until removal has destroyed it, then frees the memory. Data operations
- * take no reference; the removal fence is @dying plus synchronize_rcu().
+ * until removal has destroyed it, then frees the memory. Calls take no
+ * reference: they run inside the removal fence (kfi_core.h).
+ *
+ * Posts and drains: a drain must not race a post into the provider (the
+ * post could land behind the provider's drain marker and complete after
+ * the endpoint is gone). kfi_ep_close() stops new posts and records an
+ * RCU grace period; the drain waits for it before flushing. ULPs that
+ * disconnect all their endpoints before draining them wait for one grace
+ * period in total, not one per endpoint.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -33,10 +40,10 @@ static int kfi_ep_attr_check(struct kfi_domain *domain,
 
 	if (!attr->handler || !attr->send_cq || !attr->recv_cq)
 		return -EINVAL;
-	if (attr->type != KFI_EP_MSG && attr->type != KFI_EP_RDM)
+	if (attr->type == KFI_EP_RDM)
+		return -EOPNOTSUPP;	/* reserved */
+	if (attr->type != KFI_EP_MSG)
 		return -EINVAL;
-	if (!(a->ep_types & BIT(attr->type)))
-		return -EOPNOTSUPP;
 	if (attr->send_cq->domain != domain || attr->recv_cq->domain != domain)
 		return -EINVAL;
 	if (!attr->max_send_ops || attr->max_send_ops > a->max_send_ops ||
@@ -142,7 +149,7 @@ struct kfi_ep *kfi_ep_alloc(struct kfi_domain *domain,
 	const struct kfi_provider_ops *ops;
 	struct kfi_ep_attr pattr;
 	struct kfi_ep *ep;
-	int ret;
+	int ret, idx;
 
 	if (!domain || !attr)
 		return ERR_PTR(-EINVAL);
@@ -160,6 +167,7 @@ struct kfi_ep *kfi_ep_alloc(struct kfi_domain *domain,
 	INIT_LIST_HEAD(&ep->entry);
 	mutex_init(&ep->cm_lock);
 	mutex_init(&ep->drain_lock);
+	spin_lock_init(&ep->close_lock);
 
 	/*
 	 * Without provider read/write operations, helper contexts are
@@ -183,11 +191,13 @@ struct kfi_ep *kfi_ep_alloc(struct kfi_domain *domain,
 		ep->attr.max_send_sge = pattr.max_send_sge;
 	}
 
+	/* Removal waits until the endpoint is on the list, or gone. */
+	idx = kfi_fence_enter(domain);
 	mutex_lock(&domain->lock);
 	if (!kfi_domain_get_live(domain)) {
 		mutex_unlock(&domain->lock);
 		ret = -ENODEV;
-		goto out_free;
+		goto out_fence;
 	}
 	ret = kfi_ep_reserve(ep);
 	mutex_unlock(&domain->lock);
@@ -201,6 +211,7 @@ struct kfi_ep *kfi_ep_alloc(struct kfi_domain *domain,
 	mutex_lock(&domain->lock);
 	list_add_tail(&ep->entry, &domain->eps);
 	mutex_unlock(&domain->lock);
+	kfi_fence_exit(domain, idx);
 	trace_kfi_ep_alloc(ep);
 	return ep;
 
@@ -210,6 +221,8 @@ out_unreserve:
 	mutex_unlock(&domain->lock);
 out_put:
 	kfi_domain_put(domain);
+out_fence:
+	kfi_fence_exit(domain, idx);
 out_free:
 	mutex_destroy(&ep->cm_lock);
 	mutex_destroy(&ep->drain_lock);
@@ -230,10 +243,39 @@ struct kfi_domain *kfi_ep_domain(const struct kfi_ep *ep)
 }
 EXPORT_SYMBOL_GPL(kfi_ep_domain);
 
+/*
+ * Stop posts on @ep. Posts check @closing under rcu_read_lock(), so the
+ * grace period that starts here ends once none that missed it is still
+ * inside the provider. A spinlock, not @drain_lock: completion callbacks
+ * that a drain waits for may disconnect. Returns the grace period cookie;
+ * false in @*was_open when the endpoint was already closed.
+ */
+static unsigned long kfi_ep_close(struct kfi_ep *ep, bool *was_open)
+{
+	unsigned long fence;
+
+	spin_lock(&ep->close_lock);
+	*was_open = !ep->closing;
+	if (!ep->closing) {
+		WRITE_ONCE(ep->closing, true);
+		ep->post_fence = start_poll_synchronize_rcu();
+	}
+	fence = ep->post_fence;
+	spin_unlock(&ep->close_lock);
+	return fence;
+}
+
 static void kfi_ep_do_drain(struct kfi_ep *ep)
 {
+	unsigned long fence;
+	bool was_open;
+
 	mutex_lock(&ep->drain_lock);
 	if (!ep->drained) {
+		fence = kfi_ep_close(ep, &was_open);
+		/* Domain removal fenced every post at once. */
+		if (!READ_ONCE(ep->domain->revoked))
+			cond_synchronize_rcu(fence);
 		ep->domain->fabric->ops->ep_drain(ep);
 		ep->drained = true;
 	}
@@ -261,16 +303,17 @@ void kfi_ep_drain(struct kfi_ep *ep)
 }
 EXPORT_SYMBOL_GPL(kfi_ep_drain);
 
-/* Fence data operations and connection events, then drain and destroy. */
+/*
+ * Stop connection events, drain (which fences posts), destroy. No other
+ * call on @ep runs: the ULP does not use an endpoint it frees, and domain
+ * removal fenced every call before it destroys objects.
+ */
 static void kfi_ep_destroy(struct kfi_ep *ep)
 {
 	mutex_lock(&ep->cm_lock);
 	WRITE_ONCE(ep->dying, true);
 	mutex_unlock(&ep->cm_lock);
-	synchronize_rcu();
 	kfi_ep_do_drain(ep);
-	/* From here on the ULP's helper contexts only forget their state. */
-	WRITE_ONCE(ep->gone, true);
 	ep->domain->fabric->ops->ep_destroy(ep);
 }
 
@@ -338,9 +381,11 @@ void kfi_ep_free(struct kfi_ep *ep)
 }
 EXPORT_SYMBOL_GPL(kfi_ep_free);
 
+/* Inside the removal fence: may a connection call reach the provider? */
 static bool kfi_ep_live(struct kfi_ep *ep)
 {
-	return !READ_ONCE(ep->dying) && READ_ONCE(ep->state) == KFI_OBJ_LIVE;
+	return !READ_ONCE(ep->dying) && READ_ONCE(ep->state) == KFI_OBJ_LIVE &&
+	       !kfi_domain_dying(ep->domain);
 }
 
 static int kfi_cm_data_check(const void *data, u32 len, u32 max)
@@ -367,17 +412,21 @@ static int kfi_cm_data_check(const void *data, u32 len, u32 max)
 int kfi_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 		const void *private_data, u32 len)
 {
-	int ret;
+	int ret, idx;
 
 	if (!ep || !dest || dest->format != ep->domain->attr.addr_format)
 		return -EINVAL;
 	ret = kfi_cm_data_check(private_data, len, ep->domain->attr.max_cm_data);
 	if (ret)
 		return ret;
-	if (!kfi_ep_live(ep))
-		return -ENODEV;
-	ep->dest_addr = *dest;
-	ret = ep->domain->fabric->ops->connect(ep, dest, private_data, len);
+	idx = kfi_fence_enter(ep->domain);
+	if (kfi_ep_live(ep)) {
+		ep->dest_addr = *dest;
+		ret = ep->domain->fabric->ops->connect(ep, dest, private_data, len);
+	} else {
+		ret = -ENODEV;
+	}
+	kfi_fence_exit(ep->domain, idx);
 	trace_kfi_connect(ep, ret);
 	return ret;
 }
@@ -401,18 +450,25 @@ EXPORT_SYMBOL_GPL(kfi_connect);
 int kfi_accept(struct kfi_ep *ep, struct kfi_connreq *req,
 	       const void *private_data, u32 len)
 {
-	int ret;
+	int ret, idx;
 
 	if (!ep || !req || req->answered || ep->domain != req->domain)
 		return -EINVAL;
 	ret = kfi_cm_data_check(private_data, len, ep->domain->attr.max_cm_data);
 	if (ret)
 		return ret;
-	if (!kfi_ep_live(ep))
-		return -ENODEV;
-	ep->src_addr = req->src_addr;
-	ep->dest_addr = req->dest_addr;
-	ret = ep->domain->fabric->ops->accept(ep, req, private_data, len);
+	idx = kfi_fence_enter(ep->domain);
+	if (kfi_ep_live(ep)) {
+		ep->src_addr = req->src_addr;
+		ep->dest_addr = req->dest_addr;
+		ret = ep->domain->fabric->ops->accept(ep, req, private_data, len);
+	} else {
+		ret = -ENODEV;
+	}
+	kfi_fence_exit(ep->domain, idx);
+	/* Without an answer, kfi_pep_connreq() rejects the request. */
+	if (ret == -ENODEV)
+		return ret;
 	req->answered = true;
 	req->accepted = !ret;
 	trace_kfi_accept(ep, ret);
@@ -452,20 +508,29 @@ EXPORT_SYMBOL_GPL(kfi_reject);
  * @ep: the endpoint
  *
  * %KFI_CM_DISCONNECTED follows. Outstanding operations complete with
- * -ECANCELED; kfi_ep_drain() waits for them.
+ * -ECANCELED; kfi_ep_drain() waits for them. Operations posted after the
+ * call fail with -ENOTCONN. A ULP that tears down several endpoints
+ * disconnects them all before draining them: the drains then share the
+ * wait that fences posts racing the disconnect.
  *
  * Context: process context; may sleep.
- * Return: 0, -ENODEV, or the provider's error.
+ * Return: 0 (also when the endpoint is already closed), -ENODEV, or the
+ * provider's error.
  */
 int kfi_disconnect(struct kfi_ep *ep)
 {
-	int ret;
+	bool was_open;
+	int ret, idx;
 
 	if (!ep)
 		return -EINVAL;
-	if (!kfi_ep_live(ep))
-		return -ENODEV;
-	ret = ep->domain->fabric->ops->disconnect(ep);
+	idx = kfi_fence_enter(ep->domain);
+	ret = -ENODEV;
+	if (kfi_ep_live(ep)) {
+		kfi_ep_close(ep, &was_open);
+		ret = was_open ? ep->domain->fabric->ops->disconnect(ep) : 0;
+	}
+	kfi_fence_exit(ep->domain, idx);
 	trace_kfi_disconnect(ep, ret);
 	return ret;
 }

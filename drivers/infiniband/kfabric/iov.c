@@ -147,7 +147,9 @@ static void kfi_iov_iter_next_entry(struct kfi_iov_iter *it)
  * kfi_iov_iter_next() - next physically contiguous piece of a buffer
  * @it: the iterator
  * @seg: filled with the piece: page, offset (below PAGE_SIZE) and length
- * @max: longest piece wanted (e.g. PAGE_SIZE to kmap it); 0 for no limit
+ * @max: longest piece wanted; 0 for no limit. A @max of at most PAGE_SIZE
+ *	also keeps every piece inside one @max-sized block of its page, so
+ *	PAGE_SIZE gives pieces that kmap_local_page() can map whole.
  *
  * A piece never crosses an entry, and never a page of vmalloc memory.
  *
@@ -196,7 +198,10 @@ bool kfi_iov_iter_next(struct kfi_iov_iter *it, struct bio_vec *seg, u64 max)
 			break;
 		}
 		/* A bio_vec length is an unsigned int. */
-		len = min_t(u64, len, max ? max : UINT_MAX & PAGE_MASK);
+		if (max && max <= PAGE_SIZE)
+			len = min_t(u64, len, max - (u32)pos % (u32)max);
+		else
+			len = min_t(u64, len, max ? max : UINT_MAX & PAGE_MASK);
 		bvec_set_page(seg, page, len, pos);
 		it->skip += len;
 		it->left -= len;
@@ -205,6 +210,72 @@ bool kfi_iov_iter_next(struct kfi_iov_iter *it, struct bio_vec *seg, u64 max)
 	return false;
 }
 EXPORT_SYMBOL_GPL(kfi_iov_iter_next);
+
+/*
+ * Call @fn on the vmalloc'd parts of the kvec entries that @iov covers:
+ * DMA to and from them goes through their page addresses, so on machines
+ * with virtually indexed caches the vmap alias must be written back before
+ * and invalidated after, as for any vmalloc buffer handed to DMA.
+ */
+static void kfi_iov_vmap_each(const struct kfi_iov *iov,
+			      void (*fn)(void *vaddr, int size))
+{
+	/* Physically indexed caches: nothing to do, and no walk either. */
+#ifdef ARCH_IMPLEMENTS_FLUSH_KERNEL_VMAP_RANGE
+	u64 skip = iov->offset, left = iov->len, n;
+	void *addr;
+	u32 i;
+
+	if (iov->type != KFI_IOV_KVEC)
+		return;
+	for (i = 0; i < iov->nr && left; i++) {
+		n = iov->kvec[i].iov_len;
+		if (skip >= n) {
+			skip -= n;
+			continue;
+		}
+		addr = iov->kvec[i].iov_base + skip;
+		n = min(n - skip, left);
+		skip = 0;
+		left -= n;
+		if (is_vmalloc_addr(addr))
+			fn(addr, n);
+	}
+#endif
+}
+
+/**
+ * kfi_iov_dma_begin() - prepare vmalloc'd kvec memory for DMA
+ * @iov: a buffer about to be DMA-mapped, in any direction
+ *
+ * For providers that DMA-map the pages kfi_iov_iter_next() yields: writes
+ * back the vmap alias of vmalloc'd kvec entries (flush_kernel_vmap_range()).
+ * Free on machines with physically indexed caches.
+ */
+void kfi_iov_dma_begin(const struct kfi_iov *iov)
+{
+	kfi_iov_vmap_each(iov, flush_kernel_vmap_range);
+}
+EXPORT_SYMBOL_GPL(kfi_iov_dma_begin);
+
+/**
+ * kfi_iov_dma_end() - finish DMA into vmalloc'd kvec memory
+ * @iov: a buffer that was DMA-mapped
+ * @dir: the direction it was mapped for
+ *
+ * After DMA into a buffer has completed, invalidates the vmap alias of its
+ * vmalloc'd kvec entries (invalidate_kernel_vmap_range()), so the CPU
+ * reads what the device wrote. Providers do not keep the kvec array of an
+ * operation until it completes, so the ULP, which owns the buffer, calls
+ * this from the completion of a receive or read into vmalloc memory, as
+ * file systems do for their vmapped buffers.
+ */
+void kfi_iov_dma_end(const struct kfi_iov *iov, enum dma_data_direction dir)
+{
+	if (dir != DMA_TO_DEVICE)
+		kfi_iov_vmap_each(iov, invalidate_kernel_vmap_range);
+}
+EXPORT_SYMBOL_GPL(kfi_iov_dma_end);
 
 /**
  * kfi_iov_nsegs() - count the pieces kfi_iov_iter_next() yields

@@ -6,6 +6,7 @@
 #define _KFI_CORE_H
 
 #include <linux/mutex.h>
+#include <linux/srcu.h>
 #include <linux/wait.h>
 #include <rdma/kfi/provider.h>
 
@@ -32,6 +33,46 @@ extern struct wait_queue_head kfi_wait;
 extern struct list_head kfi_fabrics;
 extern struct workqueue_struct *kfi_comp_wq;
 extern struct workqueue_struct *kfi_comp_unbound_wq;
+
+/*
+ * The removal fence (Documentation/kfabric/object-model.rst). Removal of a
+ * domain sets @domain->dying, waits for one SRCU and one RCU grace period
+ * and then sets @domain->revoked. Calls into the provider that may sleep
+ * (object creation, connection management, kfi_cq_poll(),
+ * kfi_rw_ctx_init(), address resolution) run between kfi_fence_enter()
+ * and kfi_fence_exit(); those that may not (posts, region mapping, the
+ * read/write helper's post and destroy) under rcu_read_lock(). Each checks
+ * @domain->dying inside its section, so once removal's wait returns no
+ * call is inside the provider and none can enter it: one fence for the
+ * whole domain, however many objects it has.
+ */
+static inline int kfi_fence_enter(struct kfi_domain *domain)
+{
+	return srcu_read_lock(&domain->srcu);
+}
+
+static inline void kfi_fence_exit(struct kfi_domain *domain, int idx)
+{
+	srcu_read_unlock(&domain->srcu, idx);
+}
+
+static inline bool kfi_domain_dying(const struct kfi_domain *domain)
+{
+	return READ_ONCE(domain->dying);
+}
+
+/*
+ * May a post on @ep reach the provider? Called under rcu_read_lock(), the
+ * fence of kfi_domain_kill_objects() and of kfi_ep_close().
+ */
+static inline int kfi_ep_post_check(const struct kfi_ep *ep)
+{
+	if (unlikely(kfi_domain_dying(ep->domain)))
+		return -ENODEV;
+	if (unlikely(READ_ONCE(ep->closing)))
+		return -ENOTCONN;
+	return 0;
+}
 
 bool kfi_domain_get_live(struct kfi_domain *domain);
 void kfi_domain_kill_objects(struct kfi_domain *domain);

@@ -145,7 +145,7 @@ int kfi_rw_ctx_init(struct kfi_rw_ctx *ctx, struct kfi_ep *ep,
 {
 	const struct kfi_provider_ops *ops;
 	const struct kfi_domain_attr *a;
-	int ret;
+	int ret, idx;
 
 	if (unlikely(!ctx || !ep || !local || !remote))
 		return -EINVAL;
@@ -158,13 +158,17 @@ int kfi_rw_ctx_init(struct kfi_rw_ctx *ctx, struct kfi_ep *ep,
 		     !local->len || local->len != remote->len ||
 		     local->len > ep->attr.max_rw_size || (local->nr && !local->bvec)))
 		return -EINVAL;
-	if (unlikely(READ_ONCE(ep->dying)))
-		return -ENODEV;
 
 	*ctx = (struct kfi_rw_ctx){ .ep = ep, .dir = dir };
 	if (ops->rw_init) {
-		ctx->by_provider = true;
-		ret = ops->rw_init(ctx, ep, local, remote, dir);
+		/* May sleep: the removal fence of the sleeping calls. */
+		idx = kfi_fence_enter(ep->domain);
+		ret = kfi_ep_post_check(ep);
+		if (!ret) {
+			ctx->by_provider = true;
+			ret = ops->rw_init(ctx, ep, local, remote, dir);
+		}
+		kfi_fence_exit(ep->domain, idx);
 	} else {
 		ctx->max_sge = ep->rw_sge;
 		ctx->gen.local = *local;
@@ -212,8 +216,10 @@ int kfi_rw_ctx_post(struct kfi_rw_ctx *ctx, struct kfi_cqe *cqe,
 	if (ctx->by_provider) {
 		/* The same removal fence as kfi_send() and friends. */
 		rcu_read_lock();
-		ret = READ_ONCE(ep->dying) ? -ENODEV :
-		      ep->domain->fabric->ops->rw_post(ctx, cqe, chain, chain_flags);
+		ret = kfi_ep_post_check(ep);
+		if (!ret)
+			ret = ep->domain->fabric->ops->rw_post(ctx, cqe, chain,
+							       chain_flags);
 		rcu_read_unlock();
 		return ret;
 	}
@@ -259,15 +265,18 @@ EXPORT_SYMBOL_GPL(kfi_rw_ctx_post);
  * kfi_rw_ctx_destroy() - release a transfer's resources
  * @ctx: a context set up by kfi_rw_ctx_init(), completed or never posted
  *
- * Once the endpoint's domain has been removed, this only forgets the
- * transfer, because the provider released what it held with the endpoint.
+ * Also after the endpoint was destroyed, by its domain's removal, as
+ * long as the endpoint is not freed: the provider released the context
+ * then, and this only forgets it.
  *
  * Context: any; does not sleep.
  */
 void kfi_rw_ctx_destroy(struct kfi_rw_ctx *ctx)
 {
-	if (ctx->by_provider && !READ_ONCE(ctx->ep->gone))
+	if (ctx->by_provider) {
 		ctx->ep->domain->fabric->ops->rw_destroy(ctx);
+		ctx->by_provider = false;
+	}
 	ctx->nr_ops = 0;
 }
 EXPORT_SYMBOL_GPL(kfi_rw_ctx_destroy);

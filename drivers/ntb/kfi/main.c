@@ -405,6 +405,7 @@ void kfn_fill_attr(struct kfn_link *link)
 	/* Regions are copied to and from, never mapped in pages. */
 	a->max_mr_block = SZ_1G;
 	a->mr_key_size = sizeof(u32);
+	a->mr_key_cycle = BIT(KFN_MR_GEN_BITS);
 	a->cq_data_size = sizeof(u32);
 	a->max_cm_data = KFI_CM_DATA_MAX;
 	a->max_reject_data = KFI_CM_DATA_MAX;

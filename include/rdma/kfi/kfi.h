@@ -78,8 +78,17 @@ struct dentry;
  * (&struct kfi_ep_attr.tclass).
  *
  * %KFI_CAP_DELIVERY: kfi_send() and kfi_write() complete only once the
- * peer has placed their data or refused it, so a write that the peer
- * refuses completes with its error (-EACCES). Without it, as on iWARP,
+ * peer has accepted their data or refused it, so a write that the peer
+ * refuses completes with its error (-EACCES). Accepted means that the
+ * peer checked the operation against its receive queue or memory region
+ * and took responsibility for the data: on InfiniBand and RoCE it is the
+ * responder's acknowledgment, which the RC transport sends once the data
+ * is committed to the responder's memory subsystem; on NTB it is the peer
+ * provider's acknowledgment, sent after it copied the data. It is not a
+ * promise that the peer's CPU sees the data yet: that holds once the
+ * peer's own completion for it (a receive, or the receive consumed by a
+ * write with %KFI_IMM) is delivered, or a later message of this endpoint
+ * has been received, as for kverbs. Without the capability, as on iWARP,
  * they complete once their buffers may be reused, which can be before the
  * data arrives; a refusal then ends the connection, and the operations
  * after the refused one fail. Either way a successful completion means
@@ -202,6 +211,8 @@ int kfi_addr_print(char *buf, size_t size, const struct kfi_addr *addr);
  * @num_comp_vectors: completion vectors (&struct kfi_cq_attr.comp_vector)
  * @auth_key_size: bytes of authorization key, 0 without %KFI_CAP_AUTH_KEY
  * @tclass_mask: traffic classes supported, bit n for class n
+ * @mr_key_cycle: mappings of one memory region before a key may repeat
+ *	(see &struct kfi_mr); 0 when the provider has no regions
  */
 struct kfi_domain_attr {
 	char name[KFI_NAME_MAX];
@@ -230,6 +241,7 @@ struct kfi_domain_attr {
 	u32 num_comp_vectors;
 	u32 auth_key_size;
 	u32 tclass_mask;
+	u32 mr_key_cycle;
 };
 
 /**
@@ -440,7 +452,9 @@ struct kfi_wc {
  * @KFI_CM_UNREACHABLE: the peer could not be reached (address or route
  *	resolution failed, or the connection attempt timed out)
  * @KFI_CM_DISCONNECTED: the connection is gone; outstanding operations
- *	complete with -ECANCELED; the endpoint cannot be reconnected
+ *	complete with -ECANCELED; the endpoint cannot be reconnected.
+ *	&kfi_cm_event.status is 0 when a side disconnected, or the error
+ *	that ended it (-EIO: the provider's queue failed)
  * @KFI_CM_ADDR_CHANGE: the local address moved to another domain; ULPs
  *	should disconnect and connect again
  * @KFI_CM_DOMAIN_REMOVAL: the endpoint's domain is going away
@@ -517,7 +531,9 @@ struct kfi_connreq {
  *	does for max_rdma_ctxs
  * @max_rw_size: bytes one read/write helper context may carry
  * @max_rw_segs: segments of one read/write helper context's local buffer
- * @tclass: traffic class (with %KFI_CAP_TCLASS)
+ * @tclass: traffic class (with %KFI_CAP_TCLASS), 0 to 31: a Differentiated
+ *	Services code point where the wire has one (IP, RoCE), never the ECN
+ *	bits; 0 is the default class
  * @auth_key: authorization key (with %KFI_CAP_AUTH_KEY); a connection
  *	only forms between endpoints with the same key
  * @handler: connection event handler
@@ -689,8 +705,15 @@ int kfi_read(struct kfi_ep *ep, const struct kfi_msg *msg,
  *
  * A region is allocated once and mapped for each I/O: kfi_mr_map() gives
  * it a fresh key, and kfi_mr_invalidate() or a peer's %KFI_SEND_INV ends
- * remote access. A key is never reused for another mapping while it might
- * still be held by a peer, and no key covers memory outside its mapping.
+ * remote access. No key covers memory outside its mapping, and a key that
+ * was invalidated gives no access. Keys are finite, though: a region's key
+ * differs from those of its last &kfi_domain_attr.mr_key_cycle mappings
+ * (256 on RDMA devices, whose fast registration varies the 8 low bits of
+ * the key; more on software providers), and may repeat after that. So a
+ * peer that kept a key of an earlier mapping can reach a later one only
+ * after that many mappings of the region, as with kverbs; ULPs that must
+ * not trust their peers that far keep their regions few mappings apart
+ * or allocate fresh ones.
  *
  * The segments of a mapping are the physically contiguous pieces of its
  * buffer, as kfi_iov_nsegs(iov, 0) counts them: one per entry, and one

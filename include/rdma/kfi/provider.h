@@ -22,6 +22,7 @@
 #include <linux/percpu.h>
 #include <linux/refcount.h>
 #include <linux/spinlock.h>
+#include <linux/srcu.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 #include <rdma/kfi/kfi.h>
@@ -46,8 +47,15 @@ struct kfi_rw_ctx;
  * kfi_fabric_register() checks this.
  *
  * Context rules: the data operations (post_*, @mr_map, @mr_invalidate,
- * @rw_post) run under rcu_read_lock() and must not sleep; @rw_destroy
- * must not sleep either. Every other operation may sleep.
+ * @rw_post) run under rcu_read_lock() and must not sleep, nor may
+ * @rw_destroy. Every other operation may sleep. Apart from the destroy,
+ * drain and release operations and @rw_destroy, every operation on a
+ * domain's objects runs inside the core's removal fence (rcu_read_lock()
+ * or the domain's SRCU), so it never overlaps the removal of the domain:
+ * once kfi_domain_unregister() starts destroying objects, no other
+ * operation is running on them. @rw_destroy may be called at any time
+ * while the endpoint's memory exists, also after @ep_destroy, which must
+ * release the contexts still set up on the endpoint.
  *
  * @resolve: decide whether @domain can serve @hints (e.g. route to
  *	@hints->dest_addr) and fill @info->src_addr. Return -ENODATA when it
@@ -191,7 +199,9 @@ struct kfi_domain {
 	struct mutex lock;	/* object lists and counts, state */
 	wait_queue_head_t wait;
 	bool registered;
-	bool dying;
+	bool dying;		/* removal started: no new objects, no calls */
+	bool revoked;		/* ... and every call already in has returned */
+	struct srcu_struct srcu;	/* calls that may sleep, see ep.c */
 	struct list_head cqs;
 	struct list_head eps;
 	struct list_head mrs;
@@ -250,8 +260,8 @@ struct kfi_cq {
  * @rw_ops_per_ctx: send queue slots one read/write helper context may
  *	take; set by providers that implement the rw operations
  *
- * @dying is read without locks by the data path, under rcu_read_lock(), and
- * set before the synchronize_rcu() that fences destruction.
+ * @closing is read without locks by the data path, under rcu_read_lock(),
+ * and set before the RCU grace period that a drain waits for.
  */
 struct kfi_ep {
 	struct kfi_domain *domain;
@@ -261,13 +271,15 @@ struct kfi_ep {
 	u32 rw_ops_per_ctx;
 
 	/* private: core */
-	bool dying;
+	bool dying;		/* no more connection events */
+	bool closing;		/* no more posts, see kfi_ep_close() */
 	bool drained;
-	bool gone;		/* provider part destroyed */
+	unsigned long post_fence;	/* RCU cookie taken when @closing was set */
 	enum kfi_obj_state state;
 	struct list_head entry;
 	struct mutex cm_lock;	/* serialises events, guards dying */
 	struct mutex drain_lock;	/* drains run once */
+	spinlock_t close_lock;		/* closing, post_fence */
 	struct task_struct *cm_owner;
 	u32 rw_sge;
 	u32 id;
@@ -321,6 +333,8 @@ struct kfi_iov_iter {
 int kfi_iov_iter_init(struct kfi_iov_iter *it, const struct kfi_iov *iov);
 bool kfi_iov_iter_next(struct kfi_iov_iter *it, struct bio_vec *seg, u64 max);
 int kfi_iov_nsegs(const struct kfi_iov *iov, u64 max);
+void kfi_iov_dma_begin(const struct kfi_iov *iov);
+void kfi_iov_dma_end(const struct kfi_iov *iov, enum dma_data_direction dir);
 int kfi_iov_copy(const struct kfi_iov *iov, u64 skip, void *buf, u64 len,
 		 bool to_iov);
 

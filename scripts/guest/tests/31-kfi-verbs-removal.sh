@@ -1,13 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0
 # Device removal under traffic: `rdma link delete` of a Soft-RoCE device
-# while the self-test moves data through it, first on the client's side,
-# then on the responder's. The client must come back (with an error: its
-# work is flushed or times out), the kernel must not complain (the host
-# checks the console, kmemleak included), and once the device is re-added
-# the same guest passes a fresh self-test run: nothing was left behind.
+# while the self-test moves data through it, ROUNDS times, alternating the
+# client's side and the responder's. Each time the client must come back
+# (with an error: its work is flushed or times out), the kernel must not
+# complain (the host checks the console, KASAN, lockdep and kmemleak
+# included), and once the device is re-added the next round runs on it.
+# Before that, `rmmod kfi_verbs` with live endpoints must be refused
+# cleanly (every kfabric object pins its provider), and after the rounds a
+# fresh self-test run passes and both modules unload: nothing was left
+# behind.
 KF_MODES="single"
 PORT=18517
 DBG=/sys/kernel/debug
+ROUNDS=20
 
 # counters DEV: the kfabric counters of the verbs domain on DEV.
 counters() {
@@ -33,7 +38,7 @@ traffic_then_delete() {
 		sleep 0.1
 	done
 	# Let a few operations be in flight, then remove the device.
-	sleep 2
+	sleep 0.5
 	kill -0 $pid 2>/dev/null || kf_fail "the client ended before the removal"
 	echo "deleting $ddev with the client running"
 	rdma link delete "$ddev"
@@ -50,26 +55,55 @@ traffic_then_delete() {
 	kf_rxe_setup "$netdev" "$ddev"
 }
 
-test_single() {
-	modprobe kfi_verbs
-	modprobe kfi_selftest
-	echo "serve fabric=verbs addr=$KF_PEER_IP port=$PORT" >"$DBG/kfi_selftest/run"
-
-	# The client's own device goes away: its work flushes.
-	traffic_then_delete rxe0 rxe0 veth0
-	kf_selftest client fabric=verbs addr="$KF_PEER_IP" port=$PORT tests=sendrecv,rma_write
-
-	# The responder's device goes away: the responder's endpoints flush,
-	# the client's operations fail on the wire.
+# serve: a fresh responder; a deleted device takes its listener along.
+serve() {
 	echo stop >"$DBG/kfi_selftest/run"
-	traffic_then_delete_responder
-	rmmod kfi_selftest kfi_verbs
+	echo "serve fabric=verbs addr=$KF_PEER_IP port=$PORT" >"$DBG/kfi_selftest/run"
 }
 
-traffic_then_delete_responder() {
-	echo "serve fabric=verbs addr=$KF_PEER_IP port=$PORT" >"$DBG/kfi_selftest/run"
-	traffic_then_delete rxe0 rxe1 veth1
-	# The old listener went with rxe1: a new one on the re-added device.
+# rmmod_busy: kfi_verbs cannot go while the self-test's endpoints use it,
+# and the refused unload leaves them working.
+rmmod_busy() {
+	local pid rc=0 before i=0
+	serve
+	before=$(counters rxe0)
+	(echo "client fabric=verbs addr=$KF_PEER_IP port=$PORT tests=rma_write iters=3000" \
+		>"$DBG/kfi_selftest/run") &
+	pid=$!
+	while [ "$(counters rxe0)" = "$before" ]; do
+		i=$((i + 1))
+		[ $i -le 600 ] || kf_fail "no traffic on rxe0 after 60 s"
+		sleep 0.1
+	done
+	if rmmod kfi_verbs 2>/dev/null; then
+		kf_fail "kfi_verbs unloaded under live endpoints"
+	fi
+	grep -q '^kfi_verbs ' /proc/modules || kf_fail "kfi_verbs is gone"
+	wait $pid || rc=$?
+	[ "$rc" -eq 0 ] || kf_fail "the client failed after the refused unload ($rc)"
+	echo "rmmod kfi_verbs refused with live endpoints; the client passed"
+}
+
+test_single() {
+	local r
+	modprobe kfi_verbs
+	modprobe kfi_selftest
+	rmmod_busy
+	for r in $(seq 1 $ROUNDS); do
+		if [ $((r % 2)) -eq 1 ]; then
+			# The client's own device goes away: its work flushes.
+			serve
+			traffic_then_delete rxe0 rxe0 veth0
+		else
+			# The responder's device goes away: the responder's
+			# endpoints flush, the client's operations fail on the
+			# wire.
+			serve
+			traffic_then_delete rxe0 rxe1 veth1
+		fi
+		echo "round $r of $ROUNDS done"
+	done
 	echo stop >"$DBG/kfi_selftest/run"
 	kf_selftest loop fabric=verbs addr="$KF_PEER_IP" port=$PORT tests=sendrecv,rma_write
+	rmmod kfi_selftest kfi_verbs || kf_fail "the modules do not unload after the rounds"
 }

@@ -102,6 +102,23 @@ struct kst_reject {
 #define KST_REJ_HELLO		1	/* no valid &struct kst_hello */
 #define KST_REJ_DOMAIN		2	/* the domain cannot serve the tests */
 #define KST_REJ_BUSY		3	/* no room for another connection */
+#define KST_REJ_MEMORY		4	/* the responder's memory bound is reached */
+
+/*
+ * The responder lends buffers to any peer that says hello: bound what all
+ * of them, and each peer host, may hold at once. The tests take a few
+ * MiB at a time (4 MiB buffers, many_eps 64 x 96 KiB), plus connections
+ * of earlier tests not yet torn down.
+ */
+static unsigned int responder_mem_mb = 64;
+module_param(responder_mem_mb, uint, 0644);
+MODULE_PARM_DESC(responder_mem_mb,
+		 "MiB of buffers the responder lends all peers together (default 64)");
+
+static unsigned int responder_peer_mem_mb = 32;
+module_param(responder_peer_mem_mb, uint, 0644);
+MODULE_PARM_DESC(responder_peer_mem_mb,
+		 "MiB of buffers the responder lends one peer host (default 32)");
 
 void kst_msg_init(struct kst_msg *m, enum kst_msg_type type)
 {
@@ -181,7 +198,9 @@ int kst_buf_alloc(struct kst_buf *b, u64 len, unsigned int order)
 {
 	u64 block = PAGE_SIZE << order, left = len, n;
 	u32 nr = DIV64_U64_ROUND_UP(len, block);
-	gfp_t gfp = GFP_KERNEL | __GFP_NOWARN | (order ? __GFP_COMP : 0);
+	/* Zeroed: the responder's buffers are open to any peer's reads. */
+	gfp_t gfp = GFP_KERNEL | __GFP_NOWARN | __GFP_ZERO |
+		    (order ? __GFP_COMP : 0);
 	struct page *page;
 
 	*b = (struct kst_buf){ .order = order, .len = len };
@@ -1072,8 +1091,12 @@ static int kst_conn_finish(struct kst_conn *c)
 		return -ETIMEDOUT;
 	}
 	if (c->cm_status) {
-		kst_diag(c->run, "connecting: %pe%s", ERR_PTR(c->cm_status),
-			 c->rejected ? " (rejected)" : "");
+		if (c->rejected && c->rej_len == sizeof(c->rej))
+			kst_diag(c->run, "connecting: %pe (rejected, reason %u)",
+				 ERR_PTR(c->cm_status), le16_to_cpu(c->rej.reason));
+		else
+			kst_diag(c->run, "connecting: %pe%s", ERR_PTR(c->cm_status),
+				 c->rejected ? " (rejected)" : "");
 		return c->cm_status;
 	}
 	ret = kst_desc_get(c);
@@ -2637,15 +2660,33 @@ static enum kst_result kst_bench_read(struct kst_run *run)
  * struct kst_server - the responder
  * @pep: its passive endpoint
  * @wq: runs the teardown of connections
- * @lock: protects @conns and @nr_conns
+ * @lock: protects @conns, @nr_conns, @mem and @hosts
  * @conns: connections not yet claimed for teardown (&kst_sconn.entry)
  * @nr_conns: connections, including those being torn down
+ * @mem: bytes their buffers may take (kst_sconn_charge())
+ * @hosts: what each peer host's connections hold (&kst_srv_host.entry)
  */
 struct kst_server {
 	struct kfi_pep *pep;
 	struct workqueue_struct *wq;
-	struct mutex lock;	/* conns, nr_conns */
+	struct mutex lock;	/* conns, nr_conns, mem, hosts */
 	struct list_head conns;
+	u32 nr_conns;
+	u64 mem;
+	struct list_head hosts;
+};
+
+/**
+ * struct kst_srv_host - the responder's connections from one peer host
+ * @entry: on &kst_server.hosts while it has connections
+ * @addr: its address, port 0
+ * @mem: bytes their buffers may take
+ * @nr_conns: connections, including those being torn down
+ */
+struct kst_srv_host {
+	struct list_head entry;
+	struct kfi_addr addr;
+	u64 mem;
 	u32 nr_conns;
 };
 
@@ -2687,6 +2728,8 @@ struct kst_srx {
  * @dead: the connection is over
  * @release_queued: @release_work was queued, or teardown was claimed
  * @release_work: claims the connection and tears it down
+ * @host: the peer host it counts against
+ * @charge: bytes it counts for (kst_sconn_charge())
  *
  * @echo_left and @described are only used by completion callbacks, which
  * do not run concurrently on one completion queue.
@@ -2710,6 +2753,8 @@ struct kst_sconn {
 	bool dead;
 	bool release_queued;
 	struct work_struct release_work;
+	struct kst_srv_host *host;
+	u64 charge;
 };
 
 /* Queues the teardown of a dead, listed connection once; conn->lock held. */
@@ -2937,13 +2982,86 @@ static void kst_sconn_free(struct kst_sconn *conn)
 	kfree(conn);
 }
 
+/*
+ * Bytes a connection may take: its buffer rounded up to the first block
+ * size kst_buf_alloc_blocks() tries (it only tries smaller ones after
+ * that), and its receive buffers.
+ */
+static u64 kst_sconn_charge(u64 region_len, u32 msg_size)
+{
+	u64 block = PAGE_SIZE << min(get_order(KST_BLOCK_MAX),
+				     get_order(region_len));
+
+	return round_up(region_len, block) + (u64)KST_SRV_RX * msg_size;
+}
+
+static struct kst_srv_host *kst_srv_host_find(struct kst_server *srv,
+					      const struct kfi_addr *addr)
+{
+	struct kst_srv_host *host;
+
+	list_for_each_entry(host, &srv->hosts, entry)
+		if (kfi_addr_equal(&host->addr, addr))
+			return host;
+	return NULL;
+}
+
+/*
+ * Counts a new connection of @charge bytes from @addr (a peer's address,
+ * port 0) against the responder's bounds. Returns 0 with its host in
+ * @hostp, or the reason to reject it.
+ */
+static u16 kst_srv_charge(struct kst_server *srv, const struct kfi_addr *addr,
+			  u64 charge, struct kst_srv_host **hostp)
+{
+	u64 max = (u64)READ_ONCE(responder_mem_mb) << 20;
+	u64 host_max = (u64)READ_ONCE(responder_peer_mem_mb) << 20;
+	struct kst_srv_host *host;
+
+	lockdep_assert_held(&srv->lock);
+	if (srv->nr_conns >= KST_MAX_CONNS)
+		return KST_REJ_BUSY;
+	host = kst_srv_host_find(srv, addr);
+	if (srv->mem + charge > max ||
+	    (host ? host->mem : 0) + charge > host_max)
+		return KST_REJ_MEMORY;
+	if (!host) {
+		host = kzalloc_obj(*host, GFP_KERNEL);
+		if (!host)
+			return KST_REJ_BUSY;
+		host->addr = *addr;
+		list_add_tail(&host->entry, &srv->hosts);
+	}
+	srv->nr_conns++;
+	srv->mem += charge;
+	host->nr_conns++;
+	host->mem += charge;
+	*hostp = host;
+	return 0;
+}
+
+static void kst_srv_uncharge(struct kst_server *srv, struct kst_srv_host *host,
+			     u64 charge)
+{
+	lockdep_assert_held(&srv->lock);
+	srv->nr_conns--;
+	srv->mem -= charge;
+	host->mem -= charge;
+	if (!--host->nr_conns) {
+		list_del(&host->entry);
+		kfree(host);
+	}
+}
+
 static void kst_sconn_destroy(struct kst_sconn *conn)
 {
 	struct kst_server *srv = conn->srv;
+	struct kst_srv_host *host = conn->host;
+	u64 charge = conn->charge;
 
 	kst_sconn_free(conn);
 	mutex_lock(&srv->lock);
-	srv->nr_conns--;
+	kst_srv_uncharge(srv, host, charge);
 	mutex_unlock(&srv->lock);
 }
 
@@ -3102,12 +3220,13 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 {
 	struct kfi_connreq *req = ev->connreq;
 	const struct kfi_domain_attr *a = kfi_domain_attr(req->domain);
+	struct kfi_addr peer = req->dest_addr;
+	struct kst_srv_host *host;
 	struct kst_sconn *conn;
 	struct kst_hello hello;
-	u64 region_len;
+	u64 region_len, charge;
 	u32 msg_size;
 	u16 reason = KST_REJ_HELLO;
-	bool full;
 
 	if (ev->private_data_len < sizeof(hello))
 		goto reject;
@@ -3130,21 +3249,38 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 			   sizeof(struct kst_msg), KST_MSG_MAX);
 	msg_size = min_t(u64, msg_size, a->max_msg_size);
 
+	/* A peer host's connections come from different ports. */
+	switch (peer.format) {
+	case KFI_ADDR_INET:
+		if (peer.sa.sa_family == AF_INET)
+			peer.sin.sin_port = 0;
+		else
+			peer.sin6.sin6_port = 0;
+		break;
+	case KFI_ADDR_NAME:
+		peer.name.port = 0;
+		break;
+	default:
+		break;
+	}
+	charge = kst_sconn_charge(region_len, msg_size);
 	mutex_lock(&srv->lock);
-	full = srv->nr_conns >= KST_MAX_CONNS;
-	if (!full)
-		srv->nr_conns++;
+	reason = kst_srv_charge(srv, &peer, charge, &host);
 	mutex_unlock(&srv->lock);
-	if (full)
+	if (reason)
 		goto reject;
 
 	conn = kst_sconn_create(srv, req->domain, region_len, msg_size);
 	if (IS_ERR(conn)) {
 		mutex_lock(&srv->lock);
-		srv->nr_conns--;
+		kst_srv_uncharge(srv, host, charge);
 		mutex_unlock(&srv->lock);
+		reason = KST_REJ_BUSY;
 		goto reject;
 	}
+	/* Counted until kst_sconn_destroy(); teardown starts at publishing. */
+	conn->host = host;
+	conn->charge = charge;
 	/*
 	 * Set-up failed: reject, and let the release work free it. Freeing
 	 * an endpoint or a queue waits for completion work, which must not
@@ -3200,7 +3336,7 @@ static void kst_server_stop(struct kst_server *srv)
 	}
 	/* Waits for teardowns their work claimed. */
 	destroy_workqueue(srv->wq);
-	WARN_ON(srv->nr_conns);
+	WARN_ON(srv->nr_conns || srv->mem || !list_empty(&srv->hosts));
 	mutex_destroy(&srv->lock);
 	kfree(srv);
 }
@@ -3225,6 +3361,7 @@ static enum kst_result kst_serve(struct kst_run *run)
 		return KST_FAIL;
 	mutex_init(&srv->lock);
 	INIT_LIST_HEAD(&srv->conns);
+	INIT_LIST_HEAD(&srv->hosts);
 	srv->wq = alloc_workqueue("kfi_selftest", WQ_UNBOUND, 0);
 	if (!srv->wq) {
 		ret = -ENOMEM;

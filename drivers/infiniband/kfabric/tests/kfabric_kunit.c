@@ -5,6 +5,7 @@
  */
 #include <kunit/test.h>
 #include <linux/delay.h>
+#include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
@@ -393,6 +394,17 @@ static void kfi_test_iov(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, seg.bv_len, PAGE_SIZE + 100);
 	KUNIT_EXPECT_EQ(test, seg.bv_offset, 50);
 	KUNIT_EXPECT_FALSE(test, kfi_iov_iter_next(&it, &seg, 0));
+	/* With max = PAGE_SIZE, each piece lies within one page. */
+	KUNIT_EXPECT_EQ(test, kfi_iov_iter_init(&it, &iov), 0);
+	KUNIT_EXPECT_TRUE(test, kfi_iov_iter_next(&it, &seg, PAGE_SIZE));
+	KUNIT_EXPECT_EQ(test, seg.bv_offset, 50);
+	KUNIT_EXPECT_EQ(test, seg.bv_len, PAGE_SIZE - 50);
+	KUNIT_EXPECT_TRUE(test, kfi_iov_iter_next(&it, &seg, PAGE_SIZE));
+	KUNIT_EXPECT_PTR_EQ(test, seg.bv_page, pg + 1);
+	KUNIT_EXPECT_EQ(test, seg.bv_offset, 0);
+	KUNIT_EXPECT_EQ(test, seg.bv_len, 150);
+	KUNIT_EXPECT_FALSE(test, kfi_iov_iter_next(&it, &seg, PAGE_SIZE));
+	KUNIT_EXPECT_EQ(test, kfi_iov_nsegs(&iov, 1024), 5);
 	KUNIT_EXPECT_EQ(test, kfi_iov_copy(&iov, 0, b, 5000, true), -EINVAL);
 	KUNIT_EXPECT_EQ(test, kfi_iov_copy(&iov, 10, b, 4000, true), 0);
 	KUNIT_EXPECT_EQ(test, memcmp((u8 *)page_address(pg) + 60, b, 4000), 0);
@@ -491,12 +503,17 @@ static void kfi_test_domain_register(struct kunit *test)
 	d->attr.max_mr_segs = 16;
 	d->attr.max_mr_size = SZ_64K;
 	d->attr.mr_key_size = 4;
+	d->attr.mr_key_cycle = 256;
 	/* Region blocks that are no power of two, or beyond a region. */
 	d->attr.max_mr_block = 3 * PAGE_SIZE;
 	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
 	d->attr.max_mr_block = SZ_128K;
 	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
 	d->attr.max_mr_block = PAGE_SIZE;
+	/* A key that never changes. */
+	d->attr.mr_key_cycle = 1;
+	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
+	d->attr.mr_key_cycle = 256;
 	d->attr.caps = KFI_CAP_MSG | KFI_CAP_AUTH_KEY;
 	/* An authorization key capability without a key size. */
 	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
@@ -504,6 +521,10 @@ static void kfi_test_domain_register(struct kunit *test)
 	d->attr.addr_format = KFI_ADDR_INET;
 	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
 	d->attr.addr_format = KFI_ADDR_NAME;
+	/* Reliable datagram endpoints are reserved. */
+	d->attr.ep_types = BIT(KFI_EP_MSG) | BIT(KFI_EP_RDM);
+	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), -EINVAL);
+	d->attr.ep_types = BIT(KFI_EP_MSG);
 	KUNIT_EXPECT_EQ(test, kfi_domain_register(d), 0);
 	kfi_domain_unregister(d);
 }
@@ -1290,12 +1311,13 @@ static void kfi_test_drain(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, w[i].count, 1);
 		KUNIT_EXPECT_EQ(test, w[i].wc.status, -ECANCELED);
 	}
-	/* Posting after the drain completes with an error, never silently. */
+	/* Posting after the drain fails at once, never silently. */
 	kt_wait_init(&ws);
 	msg.cqe = &ws.cqe;
-	KUNIT_EXPECT_EQ(test, kfi_send(p->server, &msg, 0), 0);
-	KUNIT_EXPECT_EQ(test, kt_wait_for(&ws, p->cq1), -ECANCELED);
+	KUNIT_EXPECT_EQ(test, kfi_send(p->server, &msg, 0), -ENOTCONN);
+	KUNIT_EXPECT_EQ(test, kfi_recv(p->server, &msg, 0), -ENOTCONN);
 	kfi_ep_drain(p->server);
+	KUNIT_EXPECT_EQ(test, ws.count, 0);
 	kt_pair_free(p);
 }
 
@@ -1508,6 +1530,377 @@ static void kfi_test_rw_args(struct kunit *test)
 	kt_rw_teardown(&rw);
 }
 
+/* --- removal racing everything else --- */
+
+/*
+ * A client that unregisters while a domain is being removed gets remove()
+ * for it exactly once. The race is made deterministic: a third client's
+ * add() holds kfi_clients_lock while the unregistration and then the
+ * removal queue up behind it, so the unregistration runs first.
+ */
+struct kt_gate {
+	struct kfi_client client;
+	struct completion entered;
+	struct completion release;
+};
+
+static struct kt_gate *kt_gate;
+
+static int kt_gate_add(struct kfi_domain *domain)
+{
+	if (domain->fabric != &kt_fabric || strcmp(kfi_domain_name(domain), "kt0"))
+		return -ENODEV;
+	complete(&kt_gate->entered);
+	wait_for_completion(&kt_gate->release);
+	return -ENODEV;
+}
+
+static int kt_race_add(struct kfi_domain *domain)
+{
+	struct kt_client *c = kt_clients;
+
+	if (domain->fabric != &kt_fabric || strcmp(kfi_domain_name(domain), "ktr"))
+		return -ENODEV;
+	c->adds++;
+	kfi_set_client_data(domain, &c->client, c);
+	return 0;
+}
+
+/* A call made from a thread of its own, so that it can block. */
+struct kt_call {
+	void (*fn)(void *arg);
+	void *arg;
+	struct completion done;
+};
+
+static int kt_call_fn(void *data)
+{
+	struct kt_call *call = data;
+
+	call->fn(call->arg);
+	complete(&call->done);
+	return 0;
+}
+
+static int kt_call_start(struct kt_call *call, void (*fn)(void *arg), void *arg)
+{
+	struct task_struct *t;
+
+	call->fn = fn;
+	call->arg = arg;
+	init_completion(&call->done);
+	t = kthread_run(kt_call_fn, call, "kt_call");
+	return PTR_ERR_OR_ZERO(t);
+}
+
+static void kt_call_register(void *arg)
+{
+	WARN_ON(kfi_register_client(arg));
+}
+
+static void kt_call_unregister(void *arg)
+{
+	kfi_unregister_client(arg);
+}
+
+static void kt_call_remove(void *arg)
+{
+	kt_domain_remove(arg);
+}
+
+static void kfi_test_client_unregister_race(struct kunit *test)
+{
+	struct kt_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
+	struct kt_gate *g = kunit_kzalloc(test, sizeof(*g), GFP_KERNEL);
+	struct kt_call reg, unreg, rem;
+	struct kt_domain *kd;
+
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	KUNIT_ASSERT_NOT_NULL(test, g);
+	kt_clients = c;
+	kt_gate = g;
+	c->client.name = "kunit-race";
+	c->client.add = kt_race_add;
+	c->client.remove = kt_client_remove;
+	g->client.name = "kunit-gate";
+	g->client.add = kt_gate_add;
+	init_completion(&g->entered);
+	init_completion(&g->release);
+
+	KUNIT_ASSERT_EQ(test, kfi_register_client(&c->client), 0);
+	kd = kt_domain_add("ktr", 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kd));
+	KUNIT_ASSERT_EQ(test, c->adds, 1);
+
+	KUNIT_ASSERT_EQ(test, kt_call_start(&reg, kt_call_register, &g->client), 0);
+	wait_for_completion(&g->entered);
+	KUNIT_ASSERT_EQ(test, kt_call_start(&unreg, kt_call_unregister, &c->client), 0);
+	msleep(50);
+	KUNIT_ASSERT_EQ(test, kt_call_start(&rem, kt_call_remove, kd), 0);
+	msleep(50);
+	complete(&g->release);
+	wait_for_completion(&reg.done);
+	wait_for_completion(&unreg.done);
+	wait_for_completion(&rem.done);
+
+	KUNIT_EXPECT_EQ(test, c->removes, 1);
+	KUNIT_EXPECT_STREQ(test, c->last, "ktr");
+	kfi_unregister_client(&g->client);
+	kt_clients = NULL;
+	kt_gate = NULL;
+}
+
+/*
+ * Stress: threads post, poll a direct queue, connect, map regions, run
+ * read/write helper transfers and (un)register a client while the domain
+ * is removed. Every operation that was posted completes exactly once, no
+ * two callbacks of one queue overlap, and nothing the debug options watch
+ * (KASAN, lockdep, kmemleak) complains.
+ */
+#define KT_STRESS_ROUNDS	16
+
+struct kt_stress {
+	struct kt_domain *kd;
+	struct kfi_cq *cq, *dcq;
+	struct kfi_ep *ep;
+	struct kfi_mr *mr;
+	struct kt_cm cm, ecm;
+	struct kfi_cqe cqe;
+	atomic_t posted;
+	atomic_t completed;
+	atomic_t in_direct;
+	atomic_t overlaps;
+	atomic_t running;
+	bool stop;
+	char buf[256];
+	struct kt_call calls[6];
+};
+
+static void kt_stress_done(struct kfi_cq *cq, struct kfi_wc *wc)
+{
+	struct kt_stress *st = container_of(wc->cqe, struct kt_stress, cqe);
+
+	if (cq->attr.poll_ctx == KFI_POLL_DIRECT &&
+	    atomic_inc_return(&st->in_direct) != 1)
+		atomic_inc(&st->overlaps);
+	/*
+	 * Long enough for a second dispatcher to run into this one; a
+	 * direct queue's callbacks may run in atomic context.
+	 */
+	if (cq->attr.poll_ctx == KFI_POLL_DIRECT)
+		udelay(8);
+	atomic_inc(&st->completed);
+	if (cq->attr.poll_ctx == KFI_POLL_DIRECT)
+		atomic_dec(&st->in_direct);
+}
+
+static bool kt_stress_go(struct kt_stress *st)
+{
+	cond_resched();
+	return !READ_ONCE(st->stop);
+}
+
+static void kt_stress_post(void *arg)
+{
+	struct kt_stress *st = arg;
+	struct kvec kv = { st->buf, sizeof(st->buf) };
+	struct kfi_iov iov;
+	struct kfi_msg msg = { .iov = &iov, .niov = 1, .cqe = &st->cqe };
+	int ret;
+
+	kfi_iov_kvec(&iov, &kv, 1);
+	while (kt_stress_go(st)) {
+		ret = kfi_recv(st->ep, &msg, 0);
+		if (!ret)
+			atomic_inc(&st->posted);
+		ret = kfi_send(st->ep, &msg, 0);
+		if (!ret)
+			atomic_inc(&st->posted);
+	}
+}
+
+static void kt_stress_poll(void *arg)
+{
+	struct kt_stress *st = arg;
+
+	while (kt_stress_go(st))
+		kfi_cq_poll(st->dcq, 4);
+}
+
+static void kt_stress_connect(void *arg)
+{
+	struct kt_stress *st = arg;
+	struct kfi_ep_attr attr;
+	struct kfi_addr addr;
+	struct kfi_ep *ep;
+
+	/* Nobody listens there: the attempt fails, asynchronously. */
+	kt_addr(&addr, "kt1", 99);
+	while (kt_stress_go(st)) {
+		kt_ep_attr(&attr, st->cq, &st->ecm);
+		attr.max_send_ops = 1;
+		attr.max_recv_ops = 1;
+		ep = kfi_ep_alloc(&st->kd->dom, &attr);
+		if (IS_ERR(ep)) {
+			usleep_range(1000, 2000);
+			continue;
+		}
+		kfi_connect(ep, &addr, NULL, 0);
+		kfi_disconnect(ep);
+		kfi_ep_free(ep);
+	}
+}
+
+static void kt_stress_map(void *arg)
+{
+	struct kt_stress *st = arg;
+	struct kvec kv = { st->buf, sizeof(st->buf) };
+	struct kfi_iov iov;
+	struct kfi_mr *mr;
+
+	kfi_iov_kvec(&iov, &kv, 1);
+	while (kt_stress_go(st)) {
+		if (!kfi_mr_map(st->ep, st->mr, &iov, KFI_ACCESS_REMOTE_READ,
+				NULL, KFI_UNSIGNALED))
+			kfi_mr_invalidate(st->ep, st->mr, NULL, KFI_UNSIGNALED);
+		mr = kfi_mr_alloc(&st->kd->dom, 1);
+		if (!IS_ERR(mr))
+			kfi_mr_free(mr);
+	}
+}
+
+static void kt_stress_rw(void *arg)
+{
+	struct kt_stress *st = arg;
+	struct bio_vec bv;
+	struct kfi_iov local;
+	struct kfi_rma_iov remote = { .len = 64, .key = 1 };
+	struct kfi_rw_ctx ctx;
+
+	bvec_set_virt(&bv, st->buf, 64);
+	local = (struct kfi_iov){ .type = KFI_IOV_BVEC, .bvec = &bv, .nr = 1, .len = 64 };
+	while (kt_stress_go(st)) {
+		if (kfi_rw_ctx_init(&ctx, st->ep, &local, &remote, DMA_TO_DEVICE) > 0) {
+			if (!kfi_rw_ctx_post(&ctx, &st->cqe, NULL, 0))
+				atomic_inc(&st->posted);
+			kfi_rw_ctx_destroy(&ctx);
+		}
+	}
+}
+
+static int kt_stress_client_add(struct kfi_domain *domain)
+{
+	return 0;
+}
+
+static void kt_stress_client(void *arg)
+{
+	struct kt_stress *st = arg;
+	struct kfi_client client = {
+		.name = "kunit-stress", .add = kt_stress_client_add,
+	};
+
+	while (kt_stress_go(st)) {
+		if (!kfi_register_client(&client))
+			kfi_unregister_client(&client);
+	}
+}
+
+static void kt_stress_round(struct kunit *test, struct kt_stress *st)
+{
+	struct kfi_cq_attr cqa = { .nr_cqe = 512, .comp_vector = -1,
+				   .poll_ctx = KFI_POLL_WORKQUEUE };
+	void (*fns[])(void *) = {
+		kt_stress_post, kt_stress_poll, kt_stress_connect,
+		kt_stress_map, kt_stress_rw, kt_stress_client,
+	};
+	struct kfi_ep_attr attr;
+	int i;
+
+	st->kd = kt_domain_add("kts", 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(st->kd));
+	st->cq = kfi_cq_alloc(&st->kd->dom, &cqa);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(st->cq));
+	cqa.poll_ctx = KFI_POLL_DIRECT;
+	st->dcq = kfi_cq_alloc(&st->kd->dom, &cqa);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(st->dcq));
+	kt_cm_init(&st->cm, test);
+	kt_cm_init(&st->ecm, test);
+	kt_ep_attr(&attr, st->cq, &st->cm);
+	attr.recv_cq = st->dcq;
+	attr.max_rw_ctxs = 4;
+	attr.max_rw_size = SZ_4K;
+	attr.max_rw_segs = 1;
+	st->ep = kfi_ep_alloc(&st->kd->dom, &attr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(st->ep));
+	st->mr = kfi_mr_alloc(&st->kd->dom, 1);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(st->mr));
+
+	WRITE_ONCE(st->stop, false);
+	for (i = 0; i < ARRAY_SIZE(fns); i++)
+		KUNIT_ASSERT_EQ(test, kt_call_start(&st->calls[i], fns[i], st), 0);
+	msleep(20);
+	kt_domain_remove(st->kd);
+	usleep_range(5000, 10000);
+	WRITE_ONCE(st->stop, true);
+	for (i = 0; i < ARRAY_SIZE(fns); i++)
+		wait_for_completion(&st->calls[i].done);
+
+	KUNIT_EXPECT_EQ(test, st->cm.removals, 1);
+	kfi_ep_free(st->ep);
+	kfi_mr_free(st->mr);
+	kfi_cq_free(st->dcq);
+	kfi_cq_free(st->cq);
+	KUNIT_EXPECT_EQ(test, atomic_read(&st->completed), atomic_read(&st->posted));
+	KUNIT_EXPECT_EQ(test, atomic_read(&st->overlaps), 0);
+}
+
+/*
+ * A drain dispatches a direct queue while its owner polls it: the two
+ * never run callbacks at the same time, and every completion runs once.
+ */
+static void kfi_test_direct_drain(struct kunit *test)
+{
+	struct kt_pair *p = kt_connected(test, KFI_POLL_DIRECT);
+	struct kt_stress *st = kunit_kzalloc(test, sizeof(*st), GFP_KERNEL);
+	struct kvec kv;
+	struct kfi_iov iov;
+	struct kfi_msg msg = { .iov = &iov, .niov = 1 };
+	int i, n = 0;
+
+	KUNIT_ASSERT_NOT_NULL(test, st);
+	kv = (struct kvec){ st->buf, sizeof(st->buf) };
+	kfi_iov_kvec(&iov, &kv, 1);
+	st->cqe.done = kt_stress_done;
+	msg.cqe = &st->cqe;
+	for (i = 0; i < 16; i++)
+		n += !kfi_recv(p->server, &msg, 0);
+	KUNIT_ASSERT_EQ(test, n, 16);
+	st->dcq = p->cq1;
+	KUNIT_ASSERT_EQ(test, kt_call_start(&st->calls[0], kt_stress_poll, st), 0);
+	usleep_range(5000, 10000);
+	kfi_ep_drain(p->server);
+	WRITE_ONCE(st->stop, true);
+	wait_for_completion(&st->calls[0].done);
+	KUNIT_EXPECT_EQ(test, atomic_read(&st->completed), n);
+	KUNIT_EXPECT_EQ(test, atomic_read(&st->overlaps), 0);
+}
+
+static void kfi_test_removal_stress(struct kunit *test)
+{
+	struct kt_stress *st;
+	int round;
+
+	st = kunit_kzalloc(test, sizeof(*st), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, st);
+	st->cqe.done = kt_stress_done;
+	for (round = 0; round < KT_STRESS_ROUNDS && !test->status; round++) {
+		atomic_set(&st->posted, 0);
+		atomic_set(&st->completed, 0);
+		kt_stress_round(test, st);
+	}
+}
+
 static struct kunit_case kfabric_util_cases[] = {
 	KUNIT_CASE(kfi_test_addr),
 	KUNIT_CASE(kfi_test_iov),
@@ -1563,6 +1956,20 @@ static struct kunit_case kfabric_data_cases[] = {
 	{}
 };
 
+static struct kunit_case kfabric_removal_cases[] = {
+	KUNIT_CASE(kfi_test_client_unregister_race),
+	KUNIT_CASE(kfi_test_direct_drain),
+	KUNIT_CASE_SLOW(kfi_test_removal_stress),
+	{}
+};
+
+static struct kunit_suite kfabric_removal_suite = {
+	.name = "kfabric_removal",
+	.init = kt_init,
+	.exit = kt_exit,
+	.test_cases = kfabric_removal_cases,
+};
+
 static struct kunit_suite kfabric_data_suite = {
 	.name = "kfabric_data",
 	.init = kt_init,
@@ -1585,7 +1992,8 @@ static struct kunit_suite kfabric_rw_suite = {
 };
 
 kunit_test_suites(&kfabric_util_suite, &kfabric_registry_suite,
-		  &kfabric_object_suite, &kfabric_data_suite, &kfabric_rw_suite);
+		  &kfabric_object_suite, &kfabric_data_suite, &kfabric_rw_suite,
+		  &kfabric_removal_suite);
 
 MODULE_DESCRIPTION("KUnit tests for kfabric");
 MODULE_LICENSE("GPL");

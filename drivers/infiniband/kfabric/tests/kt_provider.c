@@ -836,6 +836,7 @@ static void kt_fill_attr(struct kfi_domain_attr *a, const char *name)
 	a->max_mr_segs = 1024;
 	a->max_mr_block = SZ_4M;
 	a->mr_key_size = 4;
+	a->mr_key_cycle = 256;	/* kt_mr.gen */
 	a->cq_data_size = 4;
 	a->max_cm_data = 64;
 	a->max_reject_data = 32;

@@ -75,6 +75,25 @@ static void vbs_fail(struct vbs_ep *vep, enum kfi_cm_event_type type,
 	vbs_event(vep, type, status, data, len);
 }
 
+/*
+ * The end of an established connection is reported once, whichever comes
+ * first: rdma_cm's DISCONNECTED or a fatal error of the QP.
+ */
+static void vbs_report_down(struct vbs_ep *vep, int status)
+{
+	if (test_and_set_bit(VBS_EP_F_DOWN_REPORTED, &vep->flags))
+		return;
+	vbs_fail(vep, KFI_CM_DISCONNECTED, status, NULL, 0);
+}
+
+void vbs_qp_fatal_work(struct work_struct *work)
+{
+	struct vbs_ep *vep = container_of(work, struct vbs_ep, fatal_work);
+
+	if (READ_ONCE(vep->state) == VBS_EP_CONNECTED)
+		vbs_report_down(vep, -EIO);
+}
+
 static int vbs_route_resolved(struct vbs_ep *vep, struct rdma_cm_id *id)
 {
 	const struct ib_device_attr *da = &vep_dom(vep)->ibdev->attrs;
@@ -187,14 +206,14 @@ static int vbs_ep_cm_event(struct vbs_ep *vep, struct rdma_cm_id *id,
 			 ev->status < 0 ? ev->status : -ETIMEDOUT, NULL, 0);
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
-		vbs_fail(vep, KFI_CM_DISCONNECTED, 0, NULL, 0);
+		vbs_report_down(vep, 0);
 		break;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 		/*
 		 * Our ib_client is removed before rdma_cm's, and it destroys
 		 * every id first; this is only reached if that ever changes.
 		 */
-		vbs_fail(vep, KFI_CM_DISCONNECTED, -ENODEV, NULL, 0);
+		vbs_report_down(vep, -ENODEV);
 		break;
 	case RDMA_CM_EVENT_ADDR_CHANGE:
 		vbs_event(vep, KFI_CM_ADDR_CHANGE, 0, NULL, 0);
@@ -284,8 +303,13 @@ int vbs_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 			    IB_QPT_RC);
 	if (IS_ERR(id))
 		return PTR_ERR(id);
+	/*
+	 * Class n is DSCP n: rdma_cm puts the ToS byte in the GRH traffic
+	 * class (RoCE), the IP header (iWARP) or the path's QoS class
+	 * (InfiniBand); the two ECN bits below the DSCP stay clear.
+	 */
 	if (ep->attr.tclass)
-		rdma_set_service_type(id, ep->attr.tclass);
+		rdma_set_service_type(id, ep->attr.tclass << 2);
 	vep->id = id;
 	WRITE_ONCE(vep->state, VBS_EP_CONNECTING);
 	ret = rdma_resolve_addr(id, NULL, (struct sockaddr *)&dest->sa,

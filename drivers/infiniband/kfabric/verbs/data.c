@@ -10,8 +10,15 @@
  * they were posted, so a completion retires its slot and every older
  * (unsignaled) one, unmapping their buffers: no reference count and no
  * mutex per operation, only the queue's spinlock that keeps slot order
- * and posting order the same.
+ * and posting order the same. The sge arrays the buffers are mapped into
+ * are not tied to slots: an operation takes one without the lock, maps
+ * its buffers into it, and only then takes the lock, a slot, and posts,
+ * as rdma_rw maps in rdma_rw_ctx_init() and posts later. (Taking the slot
+ * first and mapping with the lock dropped would not do: a later slot
+ * could be posted first, and its completion retire the earlier slot
+ * before that was even posted.)
  */
+#include <linux/bitmap.h>
 #include <linux/bvec.h>
 #include <linux/scatterlist.h>
 
@@ -56,10 +63,12 @@ static int vbs_ring_init(struct vbs_ring *ring, struct vbs_ep *vep, u32 size,
 
 	spin_lock_init(&ring->lock);
 	ring->size = size;
+	ring->max_sge = max_sge;
 	ring->ops = kvcalloc(size, sizeof(*ring->ops), GFP_KERNEL);
+	ring->bufs = bitmap_zalloc(size, GFP_KERNEL);
 	ring->sges = kvcalloc(size, array_size(max_sge, sizeof(*ring->sges)),
 			      GFP_KERNEL);
-	if (!ring->ops || !ring->sges)
+	if (!ring->ops || !ring->bufs || !ring->sges)
 		return -ENOMEM;
 	if (rd) {
 		ring->rd_sgls = kvcalloc(size, array_size(max_sge,
@@ -72,9 +81,6 @@ static int vbs_ring_init(struct vbs_ring *ring, struct vbs_ep *vep, u32 size,
 		ring->ops[i].cqe.done = done;
 		ring->ops[i].vep = vep;
 		ring->ops[i].idx = i;
-		ring->ops[i].sge = ring->sges + (size_t)i * max_sge;
-		if (rd)
-			ring->ops[i].rd_sgl = ring->rd_sgls + (size_t)i * max_sge;
 	}
 	return 0;
 }
@@ -82,36 +88,93 @@ static int vbs_ring_init(struct vbs_ring *ring, struct vbs_ep *vep, u32 size,
 static void vbs_ring_free(struct vbs_ring *ring)
 {
 	kvfree(ring->ops);
+	bitmap_free(ring->bufs);
 	kvfree(ring->sges);
 	kvfree(ring->rd_sgls);
 }
 
-static void vbs_unmap_sges(struct vbs_ep *vep, struct vbs_op *op)
+/*
+ * Take a free buffer of @ring for an operation about to be mapped, with
+ * no lock, so that mapping runs with interrupts enabled and other CPUs
+ * post meanwhile. There are as many buffers as slots, and an operation
+ * holds its buffer only from before it takes a slot until the slot is
+ * retired, so a ULP within its queue depth always finds one.
+ */
+static int vbs_buf_get(struct vbs_ring *ring, struct vbs_map *map)
+{
+	unsigned long i;
+
+	do {
+		i = find_first_zero_bit(ring->bufs, ring->size);
+		if (i >= ring->size)
+			return -EAGAIN;
+	} while (test_and_set_bit_lock(i, ring->bufs));
+	map->buf = i;
+	map->sge = ring->sges + i * ring->max_sge;
+	if (ring->rd_sgls)
+		map->rd_sgl = ring->rd_sgls + i * ring->max_sge;
+	return 0;
+}
+
+/* Unmap what @map holds, and give its buffer back to @ring. */
+static void vbs_unmap(struct vbs_ep *vep, struct vbs_ring *ring,
+		      struct vbs_map *map)
 {
 	struct vbs_domain *vdom = vep_dom(vep);
 	u32 i;
 
-	if (op->rd_mr) {
-		ib_dma_unmap_sg(vdom->ibdev, op->rd_sgl, op->rd_nsg,
+	if (map->rd_mr) {
+		ib_dma_unmap_sg(vdom->ibdev, map->rd_sgl, map->rd_nsg,
 				DMA_FROM_DEVICE);
-		ib_mr_pool_put(vep->qp, &vep->qp->rdma_mrs, op->rd_mr);
-		op->rd_mr = NULL;
+		ib_mr_pool_put(vep->qp, &vep->qp->rdma_mrs, map->rd_mr);
+		map->rd_mr = NULL;
 	}
-	for (i = 0; i < op->nsge; i++)
-		if (op->sge[i].lkey == vdom->pd->local_dma_lkey)
-			ib_dma_unmap_page(vdom->ibdev, op->sge[i].addr,
-					  op->sge[i].length, op->dir);
-	op->nsge = 0;
+	for (i = 0; i < map->nsge; i++)
+		if (map->sge[i].lkey == vdom->pd->local_dma_lkey)
+			ib_dma_unmap_page(vdom->ibdev, map->sge[i].addr,
+					  map->sge[i].length, map->dir);
+	map->nsge = 0;
+	if (map->sge) {
+		map->sge = NULL;
+		clear_bit_unlock(map->buf, ring->bufs);
+	}
 }
 
-/* End a memory region's mapping: peers can no longer reach it. */
-static void vbs_mr_unmap(struct vbs_domain *vdom, struct vbs_mr *vmr)
+static void vbs_mr_set_state(struct vbs_mr *vmr, enum vbs_mr_state state)
 {
-	int nents = xchg(&vmr->nents, 0);
+	unsigned long flags;
 
-	WRITE_ONCE(vmr->valid, false);
-	if (nents)
-		ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nents, DMA_BIDIRECTIONAL);
+	spin_lock_irqsave(&vmr->lock, flags);
+	vmr->state = state;
+	spin_unlock_irqrestore(&vmr->lock, flags);
+}
+
+/*
+ * End a memory region's mapping under @key: peers can no longer reach it.
+ * The completion of a local invalidation or of a failed registration, a
+ * peer's send with invalidate and vbs_mr_map() may run on different CPUs
+ * at once. Under the region's lock exactly one caller takes a VALID
+ * mapping, and it unmaps with the region BUSY, which vbs_mr_map() refuses,
+ * so the scatterlist is not refilled while it is being unmapped. The key
+ * check keeps the late end of an older mapping from ending a newer one.
+ */
+static void vbs_mr_end(struct vbs_domain *vdom, struct vbs_mr *vmr, u32 key)
+{
+	unsigned long flags;
+	int nents;
+
+	spin_lock_irqsave(&vmr->lock, flags);
+	if (vmr->state != VBS_MR_VALID || vmr->key != key) {
+		spin_unlock_irqrestore(&vmr->lock, flags);
+		return;
+	}
+	vmr->state = VBS_MR_BUSY;
+	nents = vmr->nents;
+	vmr->nents = 0;
+	spin_unlock_irqrestore(&vmr->lock, flags);
+
+	ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nents, DMA_BIDIRECTIONAL);
+	vbs_mr_set_state(vmr, VBS_MR_FREE);
 }
 
 /*
@@ -128,10 +191,10 @@ static void vbs_retire(struct vbs_ring *ring, struct vbs_op *op, int status)
 
 	for (;;) {
 		cur = &ring->ops[tail % ring->size];
-		vbs_unmap_sges(vep, cur);
+		vbs_unmap(vep, ring, &cur->map);
 		if (cur->mr && (cur->opcode == KFI_WC_MR_INV ? !status :
 				cur == op && status))
-			vbs_mr_unmap(vep_dom(vep), cur->mr);
+			vbs_mr_end(vep_dom(vep), cur->mr, cur->key);
 		cur->mr = NULL;
 		tail++;
 		if (cur == op || WARN_ON_ONCE(tail == READ_ONCE(ring->head)))
@@ -159,13 +222,22 @@ static void vbs_send_done(struct ib_cq *cq, struct ib_wc *wc)
 		kfi_complete(vep->ep.attr.send_cq, &kwc);
 }
 
-/* A peer's send with invalidate ended the mapping of one of our regions. */
+/*
+ * A peer's send with invalidate ended the mapping of one of our regions.
+ * The peer picks the key, at any time: look the region up and end its
+ * mapping under the xarray's lock, which vbs_mr_destroy() takes to erase
+ * it, so the region cannot be freed meanwhile.
+ */
 static void vbs_remote_inv(struct vbs_domain *vdom, u32 rkey)
 {
-	struct vbs_mr *vmr = xa_load(&vdom->mrs, rkey >> 8);
+	struct vbs_mr *vmr;
+	unsigned long flags;
 
-	if (vmr && vmr->ibmr->rkey == rkey)
-		vbs_mr_unmap(vdom, vmr);
+	xa_lock_irqsave(&vdom->mrs, flags);
+	vmr = xa_load(&vdom->mrs, rkey >> 8);
+	if (vmr)
+		vbs_mr_end(vdom, vmr, rkey);
+	xa_unlock_irqrestore(&vdom->mrs, flags);
 }
 
 static void vbs_recv_done(struct ib_cq *cq, struct ib_wc *wc)
@@ -198,22 +270,28 @@ static void vbs_recv_done(struct ib_cq *cq, struct ib_wc *wc)
 }
 
 /*
- * DMA-map the local buffers of @msg into @op's sge array. Memory region
- * ranges are already mapped and use the region's lkey.
+ * DMA-map the local buffers of @msg into a buffer of @ring, without the
+ * ring's lock. Memory region ranges are already mapped and use the
+ * region's lkey. On success the caller posts @map in a slot, or undoes
+ * it with vbs_unmap().
  */
-static int vbs_map_msg(struct vbs_ep *vep, struct vbs_op *op,
-		       const struct kfi_msg *msg, u32 max_sge,
+static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
+		       struct vbs_map *map, const struct kfi_msg *msg,
 		       enum dma_data_direction dir)
 {
 	struct vbs_domain *vdom = vep_dom(vep);
+	u32 i, n = 0, max_sge = ring->max_sge;
 	struct kfi_iov_iter it;
 	struct bio_vec seg;
 	struct ib_sge *sge;
-	u32 i, n = 0;
 	int ret;
 
-	op->dir = dir;
-	op->nsge = 0;
+	*map = (struct vbs_map){ .dir = dir };
+	if (!msg->niov)
+		return 0;
+	ret = vbs_buf_get(ring, map);
+	if (ret)
+		return ret;
 	for (i = 0; i < msg->niov; i++) {
 		const struct kfi_iov *iov = &msg->iov[i];
 
@@ -224,21 +302,22 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_op *op,
 
 			if (n >= max_sge || iov->len > U32_MAX)
 				goto inval;
-			op->sge[n++] = (struct ib_sge){
+			map->sge[n++] = (struct ib_sge){
 				.addr = vmr->ibmr->iova + iov->offset,
 				.length = iov->len,
 				.lkey = vmr->ibmr->lkey,
 			};
-			op->nsge = n;
+			map->nsge = n;
 			continue;
 		}
+		kfi_iov_dma_begin(iov);
 		ret = kfi_iov_iter_init(&it, iov);
 		if (ret)
 			goto unmap;
 		while (kfi_iov_iter_next(&it, &seg, 0)) {
 			if (n >= max_sge)
 				goto inval;
-			sge = &op->sge[n];
+			sge = &map->sge[n];
 			sge->addr = ib_dma_map_page(vdom->ibdev, seg.bv_page,
 						    seg.bv_offset, seg.bv_len, dir);
 			if (ib_dma_mapping_error(vdom->ibdev, sge->addr)) {
@@ -247,7 +326,7 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_op *op,
 			}
 			sge->length = seg.bv_len;
 			sge->lkey = vdom->pd->local_dma_lkey;
-			op->nsge = ++n;
+			map->nsge = ++n;
 		}
 	}
 	return 0;
@@ -255,7 +334,7 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_op *op,
 inval:
 	ret = -EINVAL;
 unmap:
-	vbs_unmap_sges(vep, op);
+	vbs_unmap(vep, ring, map);
 	return ret;
 }
 
@@ -273,11 +352,6 @@ static bool vbs_connected(struct vbs_ep *vep)
 	return state == VBS_EP_CONNECTED || state == VBS_EP_DOWN;
 }
 
-/*
- * Fill @wr for a send-side operation in the next slot of the send queue.
- * Called with the send queue lock held; the caller posts and then calls
- * vbs_sq_commit().
- */
 /* The work request flags of the kfabric posting flags. */
 static unsigned int vbs_send_flags(u32 flags)
 {
@@ -290,59 +364,67 @@ static unsigned int vbs_send_flags(u32 flags)
 	return send_flags;
 }
 
-static int vbs_sq_prep(struct vbs_ep *vep, const struct kfi_msg *msg,
-		       u32 flags, enum kfi_wc_opcode opcode,
+/*
+ * Fill @wr for a send-side operation in the next slot of the send queue;
+ * the slot takes over @map, already mapped. Called with the send queue
+ * lock held. The slot counts as posted from here: its completion may run
+ * on another CPU before ib_post_send() returns, and retiring walks the
+ * ring up to its head. If the post fails, the caller gives the slot back
+ * with vbs_unpost() (no completion can name it) and undoes @map itself.
+ */
+static int vbs_sq_prep(struct vbs_ep *vep, const struct vbs_map *map,
+		       struct kfi_cqe *ulp, u32 flags, enum kfi_wc_opcode opcode,
 		       struct ib_send_wr *wr, struct vbs_op **opp)
 {
-	enum dma_data_direction dir;
 	struct vbs_op *op;
-	int ret;
 
 	op = vbs_slot(&vep->sq);
 	if (!op)
 		return -EAGAIN;
-	dir = opcode == KFI_WC_READ ? DMA_FROM_DEVICE : DMA_TO_DEVICE;
-	if (msg) {
-		ret = vbs_map_msg(vep, op, msg, vep->max_sge, dir);
-		if (ret)
-			return ret;
-	}
 	op->opcode = opcode;
-	op->ulp = msg ? msg->cqe : NULL;
+	op->ulp = ulp;
 	op->mr = NULL;
+	op->map = *map;
 	wr->wr_cqe = &op->cqe;
-	wr->sg_list = op->sge;
-	wr->num_sge = op->nsge;
+	wr->sg_list = map->sge;
+	wr->num_sge = map->nsge;
 	wr->send_flags = vbs_send_flags(flags);
+	vep->sq.head++;
 	*opp = op;
 	return 0;
 }
 
-static void vbs_sq_commit(struct vbs_ep *vep)
+/* Give back the slot of a post that failed; ring lock held. */
+static void vbs_unpost(struct vbs_ring *ring)
 {
-	vep->sq.head++;
+	ring->head--;
 }
 
 static int vbs_post_sq(struct vbs_ep *vep, const struct kfi_msg *msg, u32 flags,
 		       enum kfi_wc_opcode opcode, struct ib_send_wr *wr)
 {
 	const struct ib_send_wr *bad;
+	struct vbs_map map;
 	struct vbs_op *op;
 	unsigned long irqflags;
 	int ret;
 
 	if (unlikely(!vbs_connected(vep)))
 		return -ENOTCONN;
+	ret = vbs_map_msg(vep, &vep->sq, &map, msg, opcode == KFI_WC_READ ?
+			  DMA_FROM_DEVICE : DMA_TO_DEVICE);
+	if (ret)
+		return ret;
 	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	ret = vbs_sq_prep(vep, msg, flags, opcode, wr, &op);
+	ret = vbs_sq_prep(vep, &map, msg->cqe, flags, opcode, wr, &op);
 	if (!ret) {
 		ret = ib_post_send(vep->qp, wr, &bad);
 		if (ret)
-			vbs_unmap_sges(vep, op);
-		else
-			vbs_sq_commit(vep);
+			vbs_unpost(&vep->sq);
 	}
 	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	if (ret)
+		vbs_unmap(vep, &vep->sq, &map);
 	return ret;
 }
 
@@ -418,6 +500,7 @@ static int vbs_rd_fill_sgl(struct scatterlist *sgl, u32 max,
 	for (i = 0; i < msg->niov; i++) {
 		if (!msg->iov[i].len)
 			continue;
+		kfi_iov_dma_begin(&msg->iov[i]);
 		ret = kfi_iov_iter_init(&it, &msg->iov[i]);
 		if (ret)
 			return ret;
@@ -459,6 +542,7 @@ static int vbs_post_read_iw(struct vbs_ep *vep, const struct kfi_msg *msg,
 		.wr.next = &rd.wr,
 		.access = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE,
 	};
+	struct vbs_map map = { .dir = DMA_FROM_DEVICE };
 	const struct ib_send_wr *bad;
 	unsigned long irqflags;
 	struct ib_sge sge;
@@ -470,24 +554,27 @@ static int vbs_post_read_iw(struct vbs_ep *vep, const struct kfi_msg *msg,
 		return -EINVAL;
 	if (unlikely(!vbs_connected(vep)))
 		return -ENOTCONN;
-	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	op = vbs_slot(&vep->sq);
-	ret = -EAGAIN;
-	if (!op)
-		goto out;
-	n = vbs_rd_fill_sgl(op->rd_sgl, vep->max_sge, msg);
+	/*
+	 * Map and register before taking the send queue lock: the buffer
+	 * and the pool MR are ours alone until posted. The buffers bound
+	 * the pool MRs these reads hold at once to the queue depth.
+	 */
+	ret = vbs_buf_get(&vep->sq, &map);
+	if (ret)
+		return ret;
+	n = vbs_rd_fill_sgl(map.rd_sgl, vep->max_sge, msg);
 	ret = n;
 	if (n < 0)
-		goto out;
-	nents = ib_dma_map_sg(vdom->ibdev, op->rd_sgl, n, DMA_FROM_DEVICE);
+		goto out_buf;
+	nents = ib_dma_map_sg(vdom->ibdev, map.rd_sgl, n, DMA_FROM_DEVICE);
 	ret = -EFAULT;
 	if (!nents)
-		goto out;
+		goto out_buf;
 	mr = ib_mr_pool_get(qp, &qp->rdma_mrs);
 	ret = -EAGAIN;
 	if (!mr)
 		goto out_unmap;
-	ret = ib_map_mr_sg(mr, op->rd_sgl, nents, NULL, PAGE_SIZE);
+	ret = ib_map_mr_sg(mr, map.rd_sgl, nents, NULL, PAGE_SIZE);
 	if (ret != nents) {
 		ret = ret < 0 ? ret : -EINVAL;
 		goto out_put;
@@ -500,52 +587,80 @@ static int vbs_post_read_iw(struct vbs_ep *vep, const struct kfi_msg *msg,
 		.length = mr->length,
 		.lkey = mr->lkey,
 	};
-	rd.wr.wr_cqe = &op->cqe;
 	rd.wr.sg_list = &sge;
 	rd.wr.num_sge = 1;
 	rd.wr.ex.invalidate_rkey = mr->lkey;
 	rd.wr.send_flags = vbs_send_flags(flags);
+	map.rd_nsg = n;
+	map.rd_mr = mr;
 
-	op->opcode = KFI_WC_READ;
-	op->ulp = msg->cqe;
-	op->mr = NULL;
-	op->nsge = 0;
-	op->rd_nsg = n;
-	op->rd_mr = mr;
-	ret = ib_post_send(qp, &reg.wr, &bad);
-	if (!ret) {
-		vbs_sq_commit(vep);
-		goto out;
+	spin_lock_irqsave(&vep->sq.lock, irqflags);
+	op = vbs_slot(&vep->sq);
+	ret = -EAGAIN;
+	if (op) {
+		op->opcode = KFI_WC_READ;
+		op->ulp = msg->cqe;
+		op->mr = NULL;
+		op->map = map;
+		rd.wr.wr_cqe = &op->cqe;
+		vep->sq.head++;		/* see vbs_sq_prep() */
+		ret = ib_post_send(qp, &reg.wr, &bad);
+		if (ret)
+			vbs_unpost(&vep->sq);
 	}
-	op->rd_mr = NULL;
+	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	/* Not posted: unmap, put the MR back and free the buffer. */
+	if (ret)
+		vbs_unmap(vep, &vep->sq, &map);
+	return ret;
+
 out_put:
 	ib_mr_pool_put(qp, &qp->rdma_mrs, mr);
 out_unmap:
-	ib_dma_unmap_sg(vdom->ibdev, op->rd_sgl, n, DMA_FROM_DEVICE);
-out:
-	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	ib_dma_unmap_sg(vdom->ibdev, map.rd_sgl, n, DMA_FROM_DEVICE);
+out_buf:
+	vbs_unmap(vep, &vep->sq, &map);
 	return ret;
 }
 
-/* Whether every buffer of @msg lies in a memory region. */
-static bool vbs_msg_in_mrs(const struct kfi_msg *msg)
+/*
+ * How many buffers of @msg lie in memory regions, and whether each of
+ * those was mapped with remote write access.
+ */
+static u32 vbs_msg_mrs(const struct kfi_msg *msg, bool *writable)
 {
-	u32 i;
+	u32 i, n = 0;
 
-	for (i = 0; i < msg->niov; i++)
+	*writable = true;
+	for (i = 0; i < msg->niov; i++) {
 		if (msg->iov[i].type != KFI_IOV_MR)
-			return false;
-	return true;
+			continue;
+		n++;
+		if (!(msg->iov[i].mr->access & KFI_ACCESS_REMOTE_WRITE))
+			*writable = false;
+	}
+	return n;
 }
 
 int vbs_post_read(struct kfi_ep *ep, const struct kfi_msg *msg,
 		  const struct kfi_rma_iov *rma, u32 flags)
 {
 	struct vbs_ep *vep = to_vep(ep);
+	bool writable;
+	u32 mrs;
 
-	/* Local regions are registered for remote write on iWARP. */
-	if (vep_dom(vep)->iwarp && !vbs_msg_in_mrs(msg))
+	if (!vep_dom(vep)->iwarp)
+		return vbs_post_rma(ep, msg, rma, flags, KFI_WC_READ);
+	/*
+	 * On iWARP the read response is placed like a remote write, under
+	 * the sink's STag: plain buffers get a registration of their own,
+	 * regions must have been mapped with remote write (see kfi_read()).
+	 */
+	mrs = vbs_msg_mrs(msg, &writable);
+	if (!mrs)
 		return vbs_post_read_iw(vep, msg, rma, flags);
+	if (mrs != msg->niov || !writable)
+		return -EINVAL;
 	return vbs_post_rma(ep, msg, rma, flags, KFI_WC_READ);
 }
 
@@ -561,30 +676,33 @@ int vbs_post_recv(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
 	const struct ib_recv_wr *bad;
 	struct ib_recv_wr wr = {};
 	unsigned long irqflags;
+	struct vbs_map map;
 	struct vbs_op *op;
 	int ret;
 
+	/* Map first, without the lock, as for sends (see vbs_buf_get()). */
+	ret = vbs_map_msg(vep, &vep->rq, &map, msg, DMA_FROM_DEVICE);
+	if (ret)
+		return ret;
 	spin_lock_irqsave(&vep->rq.lock, irqflags);
 	op = vbs_slot(&vep->rq);
 	ret = -EAGAIN;
-	if (!op)
-		goto out;
-	ret = vbs_map_msg(vep, op, msg, ep->attr.max_recv_sge, DMA_FROM_DEVICE);
-	if (ret)
-		goto out;
-	op->opcode = KFI_WC_RECV;
-	op->ulp = msg->cqe;
-	op->mr = NULL;
-	wr.wr_cqe = &op->cqe;
-	wr.sg_list = op->sge;
-	wr.num_sge = op->nsge;
-	ret = ib_post_recv(vep->qp, &wr, &bad);
-	if (ret)
-		vbs_unmap_sges(vep, op);
-	else
-		vep->rq.head++;
-out:
+	if (op) {
+		op->opcode = KFI_WC_RECV;
+		op->ulp = msg->cqe;
+		op->mr = NULL;
+		op->map = map;
+		wr.wr_cqe = &op->cqe;
+		wr.sg_list = map.sge;
+		wr.num_sge = map.nsge;
+		vep->rq.head++;		/* see vbs_sq_prep() */
+		ret = ib_post_recv(vep->qp, &wr, &bad);
+		if (ret)
+			vbs_unpost(&vep->rq);
+	}
 	spin_unlock_irqrestore(&vep->rq.lock, irqflags);
+	if (ret)
+		vbs_unmap(vep, &vep->rq, &map);
 	return ret;
 }
 
@@ -596,6 +714,35 @@ static u32 vbs_rw_ops_per_ctx(struct vbs_domain *vdom, const struct kfi_ep_attr 
 
 	return DIV_ROUND_UP(attr->max_rw_segs, sge) +
 	       rdma_rw_mr_factor(vdom->ibdev, vdom->port, attr->max_rw_segs) * 2;
+}
+
+/*
+ * Asynchronous events of an endpoint's QP, in any context. A lost RTU
+ * must not fail the passive side: data arriving first establishes the
+ * connection (COMM_EST), which rdma_cm learns from rdma_notify(). A QP
+ * that failed takes its connection with it; the ULP hears of it as a
+ * disconnection with an error, from process context.
+ */
+static void vbs_qp_event(struct ib_event *event, void *context)
+{
+	struct vbs_ep *vep = context;
+
+	switch (event->event) {
+	case IB_EVENT_COMM_EST:
+		if (vep->id)
+			rdma_notify(vep->id, IB_EVENT_COMM_EST);
+		break;
+	case IB_EVENT_QP_FATAL:
+	case IB_EVENT_QP_REQ_ERR:
+	case IB_EVENT_QP_ACCESS_ERR:
+		dev_warn_ratelimited(&vep_dom(vep)->ibdev->dev,
+				     "kfi_verbs: QP %u: %s\n", vep->qp->qp_num,
+				     ib_event_msg(event->event));
+		queue_work(system_wq, &vep->fatal_work);
+		break;
+	default:
+		break;
+	}
 }
 
 int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
@@ -624,8 +771,17 @@ int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 		.qp_access_flags = IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_WRITE |
 				   IB_ACCESS_LOCAL_WRITE,
 	};
+	u64 need, rw_add;
 	int ret;
 
+	/*
+	 * Send queue room: the ring's slots, the work requests of the
+	 * helper's contexts, the registrations of iWARP reads and the drain
+	 * work request. rdma_rw_init_qp() adds room for max_rdma_ctxs on its
+	 * own, so ask for what it does not add, and check what the device
+	 * gave once the QP exists: it clamps to max_qp_wr silently.
+	 */
+	need = (u64)attr->max_send_ops + 1;
 	if (attr->max_rw_ctxs) {
 		/*
 		 * rdma_rw puts as many segments in a work request as the QP
@@ -636,28 +792,37 @@ int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 					    min(attr->max_rw_segs,
 						vdom->dom.attr.max_rma_sge));
 		ep->rw_ops_per_ctx = vbs_rw_ops_per_ctx(vdom, attr);
-		init.cap.max_send_wr += attr->max_rw_ctxs * ep->rw_ops_per_ctx;
-		if (init.cap.max_send_wr > vdom->dom.attr.max_send_ops)
-			return -EINVAL;
+		need += (u64)attr->max_rw_ctxs * ep->rw_ops_per_ctx;
 	}
 	if (vdom->iwarp) {
 		/*
-		 * Every send slot may be a read with its own registration
-		 * (vbs_post_read_iw()), and the helper's reads take one MR per
-		 * rdma_rw_mr_factor(): MRs in the QP's pool for all of them,
-		 * and queue room for their registration work requests.
+		 * A read into plain buffers registers its sink with an MR of
+		 * the QP's pool (vbs_post_read_iw()), and the helper's reads
+		 * take one per rdma_rw_mr_factor(). The plain reads get a
+		 * budget of MRs rather than one per send slot; past it they
+		 * wait (-EAGAIN) for earlier ones to complete.
 		 */
+		u32 reads = min_t(u32, attr->max_send_ops, VBS_IW_READS);
+
 		if (attr->max_rw_ctxs)
 			init.cap.max_rdma_ctxs = attr->max_rw_ctxs *
 				rdma_rw_mr_factor(vdom->ibdev, vdom->port,
 						  attr->max_rw_segs);
-		init.cap.max_rdma_ctxs += attr->max_send_ops;
-		init.cap.max_send_wr += attr->max_send_ops;
+		init.cap.max_rdma_ctxs += reads;
+		need += reads;
 	}
-	/* One more of each for the drain work requests of ib_drain_qp(). */
-	init.cap.max_send_wr++;
+	rw_add = rdma_rw_max_send_wr(vdom->ibdev, vdom->port,
+				     init.cap.max_rdma_ctxs, 0);
+	if (need > vdom->dom.attr.max_send_ops + 1)
+		return -EINVAL;
+	init.cap.max_send_wr = max_t(u64, need > rw_add ? need - rw_add : 0,
+				     attr->max_send_ops + 1);
+	/* One more for the drain work request of ib_drain_qp(). */
 	init.cap.max_recv_wr++;
 	vep->max_sge = attr->max_send_sge;
+	spin_lock_init(&vep->rw_lock);
+	INIT_LIST_HEAD(&vep->rw_ctxs);
+	INIT_WORK(&vep->fatal_work, vbs_qp_fatal_work);
 	ret = vbs_ring_init(&vep->sq, vep, attr->max_send_ops, attr->max_send_sge,
 			    vdom->iwarp, vbs_send_done);
 	if (!ret)
@@ -666,11 +831,15 @@ int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 	if (ret)
 		goto out_free;
 
+	init.event_handler = vbs_qp_event;
 	vep->qp = ib_create_qp(vdom->pd, &init);
 	if (IS_ERR(vep->qp)) {
 		ret = PTR_ERR(vep->qp);
 		goto out_free;
 	}
+	ret = -EINVAL;
+	if (init.cap.max_send_wr < need)
+		goto out_qp;
 	/*
 	 * INIT now, so that receives can be posted before the connection
 	 * exists; connect and accept refine it with rdma_cm's attributes.
@@ -699,7 +868,7 @@ static void vbs_ring_sweep(struct vbs_ep *vep, struct vbs_ring *ring)
 
 	while (ring->tail != ring->head) {
 		op = &ring->ops[ring->tail % ring->size];
-		vbs_unmap_sges(vep, op);
+		vbs_unmap(vep, ring, &op->map);
 		op->mr = NULL;
 		ring->tail++;
 	}
@@ -717,6 +886,8 @@ void vbs_ep_drain(struct kfi_ep *ep)
 	vbs_ring_sweep(vep, &vep->rq);
 }
 
+static void vbs_rw_release_all(struct vbs_ep *vep);
+
 void vbs_ep_destroy(struct kfi_ep *ep)
 {
 	struct vbs_ep *vep = to_vep(ep);
@@ -724,7 +895,10 @@ void vbs_ep_destroy(struct kfi_ep *ep)
 	/* No event handler runs once the id is gone. */
 	if (vep->id)
 		rdma_destroy_id(vep->id);
+	vbs_rw_release_all(vep);
 	ib_destroy_qp(vep->qp);
+	/* No QP event comes after ib_destroy_qp(). */
+	cancel_work_sync(&vep->fatal_work);
 	vbs_ring_free(&vep->rq);
 	vbs_ring_free(&vep->sq);
 }
@@ -735,6 +909,7 @@ int vbs_mr_create(struct kfi_mr *mr)
 	struct vbs_mr *vmr = to_vmr(mr);
 	int ret;
 
+	spin_lock_init(&vmr->lock);
 	vmr->sgl = kvcalloc(mr->max_segs, sizeof(*vmr->sgl), GFP_KERNEL);
 	if (!vmr->sgl)
 		return -ENOMEM;
@@ -745,7 +920,7 @@ int vbs_mr_create(struct kfi_mr *mr)
 	}
 	/* The key's upper 24 bits name the MR; the lower 8 change per map. */
 	vmr->index = vmr->ibmr->rkey >> 8;
-	ret = xa_insert(&vdom->mrs, vmr->index, vmr, GFP_KERNEL);
+	ret = xa_insert_irq(&vdom->mrs, vmr->index, vmr, GFP_KERNEL);
 	if (ret)
 		goto out_dereg;
 	return 0;
@@ -762,10 +937,12 @@ void vbs_mr_destroy(struct kfi_mr *mr)
 	struct vbs_domain *vdom = to_vdom(mr->domain);
 	struct vbs_mr *vmr = to_vmr(mr);
 
-	xa_erase(&vdom->mrs, vmr->index);
+	/* After this, vbs_remote_inv() cannot find or be using it. */
+	xa_erase_irq(&vdom->mrs, vmr->index);
 	/* Deregister before unmapping: the device must be done with it. */
 	ib_dereg_mr(vmr->ibmr);
-	vbs_mr_unmap(vdom, vmr);
+	/* Nothing else uses the region now: end its mapping, if any. */
+	vbs_mr_end(vdom, vmr, vmr->key);
 	kvfree(vmr->sgl);
 }
 
@@ -799,6 +976,7 @@ static int vbs_mr_fill_sgl(struct vbs_domain *vdom, struct vbs_mr *vmr,
 	u32 n = 0;
 	int ret;
 
+	kfi_iov_dma_begin(iov);
 	ret = kfi_iov_iter_init(&it, iov);
 	if (ret)
 		return ret;
@@ -871,11 +1049,9 @@ static u64 vbs_mr_npages(struct scatterlist *sgl, int nents, u32 pgsz)
 }
 
 /*
- * On iWARP a region for local use may be the sink of an RDMA READ, whose
- * data carries the region's STag: it needs remote write access, as
- * rdma_rw gives its own registrations there. Its key goes to no peer
- * unless the ULP sends it. A region mapped for remote reads only keeps
- * exactly that.
+ * Exactly the rights asked for. A region for local use only gets none
+ * remote, also on iWARP, where a kfi_read() into it is refused unless it
+ * was mapped with remote write (vbs_post_read()).
  */
 static u32 vbs_ib_access(const struct vbs_domain *vdom, u32 access)
 {
@@ -883,7 +1059,7 @@ static u32 vbs_ib_access(const struct vbs_domain *vdom, u32 access)
 
 	if (access & KFI_ACCESS_REMOTE_READ)
 		flags |= IB_ACCESS_REMOTE_READ;
-	if ((access & KFI_ACCESS_REMOTE_WRITE) || (vdom->iwarp && !access))
+	if (access & KFI_ACCESS_REMOTE_WRITE)
 		flags |= IB_ACCESS_REMOTE_WRITE;
 	return flags;
 }
@@ -894,30 +1070,40 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 	struct vbs_domain *vdom = to_vdom(mr->domain);
 	struct vbs_ep *vep = to_vep(ep);
 	struct vbs_mr *vmr = to_vmr(mr);
-	struct kfi_msg msg = { .cqe = cqe };
 	struct ib_reg_wr wr = {
 		.wr.opcode = IB_WR_REG_MR,
 		.mr = vmr->ibmr,
 		.access = vbs_ib_access(vdom, access),
 	};
 	const struct ib_send_wr *bad;
+	struct vbs_map none = {};
 	unsigned long irqflags;
 	struct vbs_op *op;
 	int nsg, nents, ret;
-	u32 pgsz;
+	u32 pgsz, key;
+	bool busy;
 
 	if (unlikely(!vbs_connected(vep)))
 		return -ENOTCONN;
-	if (READ_ONCE(vmr->valid))
+	/*
+	 * Own the scatterlist: not while the region is mapped, nor while
+	 * the end of its last mapping (vbs_mr_end()) still unmaps it.
+	 */
+	spin_lock_irqsave(&vmr->lock, irqflags);
+	busy = vmr->state != VBS_MR_FREE;
+	if (!busy)
+		vmr->state = VBS_MR_BUSY;
+	spin_unlock_irqrestore(&vmr->lock, irqflags);
+	if (busy)
 		return -EBUSY;
-	/* A mapping that ended by remote invalidation may still be mapped. */
-	vbs_mr_unmap(vdom, vmr);
 	nsg = vbs_mr_fill_sgl(vdom, vmr, iov);
+	ret = nsg;
 	if (nsg < 0)
-		return nsg;
+		goto out_free;
 	nents = ib_dma_map_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
+	ret = -EFAULT;
 	if (!nents)
-		return -EFAULT;
+		goto out_free;
 	/* FRWR maps whole pages: a gap inside one cannot be mapped. */
 	pgsz = vbs_mr_pgsz(vdom, vmr->sgl, nents, iov->len);
 	ret = -EINVAL;
@@ -931,29 +1117,45 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 		ret = ret < 0 ? ret : -EINVAL;
 		goto out_unmap;
 	}
-	ib_update_fast_reg_key(vmr->ibmr, ib_inc_rkey(vmr->ibmr->rkey));
-	wr.key = vmr->ibmr->rkey;
+	key = ib_inc_rkey(vmr->ibmr->rkey);
+	ib_update_fast_reg_key(vmr->ibmr, key);
+	wr.key = key;
+
+	/*
+	 * Publish the mapping before posting it: from then on the
+	 * registration may fail and vbs_retire() end it, or complete and
+	 * the ULP read @mr or a peer invalidate it, on another CPU before
+	 * ib_post_send() has even returned.
+	 */
+	mr->key = key;
+	mr->addr = vmr->ibmr->iova;
+	mr->length = vmr->ibmr->length;
+	mr->access = access;
+	spin_lock_irqsave(&vmr->lock, irqflags);
+	vmr->nents = nsg;
+	vmr->key = key;
+	vmr->state = VBS_MR_VALID;
+	spin_unlock_irqrestore(&vmr->lock, irqflags);
 
 	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	ret = vbs_sq_prep(vep, &msg, flags, KFI_WC_MR_MAP, &wr.wr, &op);
+	ret = vbs_sq_prep(vep, &none, cqe, flags, KFI_WC_MR_MAP, &wr.wr, &op);
 	if (!ret) {
 		op->mr = vmr;
+		op->key = key;
 		ret = ib_post_send(vep->qp, &wr.wr, &bad);
-		if (!ret) {
-			vmr->nents = nsg;
-			WRITE_ONCE(vmr->valid, true);
-			mr->key = vmr->ibmr->rkey;
-			mr->addr = vmr->ibmr->iova;
-			mr->length = vmr->ibmr->length;
-			mr->access = access;
-			vbs_sq_commit(vep);
-		}
+		if (ret)
+			vbs_unpost(&vep->sq);
 	}
 	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
-	if (!ret)
-		return 0;
+	/* Not posted, so neither the device nor a peer saw it: roll back. */
+	if (ret)
+		vbs_mr_end(vdom, vmr, key);
+	return ret;
+
 out_unmap:
 	ib_dma_unmap_sg(vdom->ibdev, vmr->sgl, nsg, DMA_BIDIRECTIONAL);
+out_free:
+	vbs_mr_set_state(vmr, VBS_MR_FREE);
 	return ret;
 }
 
@@ -962,12 +1164,12 @@ int vbs_mr_invalidate(struct kfi_ep *ep, struct kfi_mr *mr,
 {
 	struct vbs_mr *vmr = to_vmr(mr);
 	struct vbs_ep *vep = to_vep(ep);
-	struct kfi_msg msg = { .cqe = cqe };
 	struct ib_send_wr wr = {
 		.opcode = IB_WR_LOCAL_INV,
 		.ex.invalidate_rkey = vmr->ibmr->rkey,
 	};
 	const struct ib_send_wr *bad;
+	struct vbs_map none = {};
 	unsigned long irqflags;
 	struct vbs_op *op;
 	int ret;
@@ -975,12 +1177,14 @@ int vbs_mr_invalidate(struct kfi_ep *ep, struct kfi_mr *mr,
 	if (unlikely(!vbs_connected(vep)))
 		return -ENOTCONN;
 	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	ret = vbs_sq_prep(vep, &msg, flags, KFI_WC_MR_INV, &wr, &op);
+	ret = vbs_sq_prep(vep, &none, cqe, flags, KFI_WC_MR_INV, &wr, &op);
 	if (!ret) {
+		/* Its completion ends the mapping under this key only. */
 		op->mr = vmr;
+		op->key = wr.ex.invalidate_rkey;
 		ret = ib_post_send(vep->qp, &wr, &bad);
-		if (!ret)
-			vbs_sq_commit(vep);
+		if (ret)
+			vbs_unpost(&vep->sq);
 	}
 	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
 	return ret;
@@ -995,6 +1199,7 @@ struct vbs_rw {
 		struct scatterlist *sg;
 		const struct bio_vec *bvec;
 	};
+	struct list_head entry;		/* on vbs_ep.rw_ctxs while set up */
 	u32 nr;
 	u8 type;
 };
@@ -1003,6 +1208,11 @@ static struct vbs_rw *to_vrw(struct kfi_rw_ctx *ctx)
 {
 	BUILD_BUG_ON(sizeof(struct vbs_rw) > sizeof(ctx->priv));
 	return (struct vbs_rw *)ctx->priv;
+}
+
+static struct kfi_rw_ctx *vrw_ctx(struct vbs_rw *vrw)
+{
+	return container_of((void *)vrw, struct kfi_rw_ctx, priv);
 }
 
 /* Entries covering @off + @len bytes of a scatterlist, which must end there. */
@@ -1039,46 +1249,61 @@ int vbs_rw_init(struct kfi_rw_ctx *ctx, struct kfi_ep *ep,
 	struct vbs_rw *vrw = to_vrw(ctx);
 	struct bvec_iter iter = {};
 	u64 off = local->offset;
+	unsigned long flags;
+	u32 first_off = 0;
 	int ret;
 
+	/* Not on the list until set up: vbs_rw_destroy() leaves it alone. */
+	memset(vrw, 0, sizeof(*vrw));
+	INIT_LIST_HEAD(&vrw->entry);
 	if (remote->key > U32_MAX || remote->len > U32_MAX)
 		return -EINVAL;
-	memset(vrw, 0, sizeof(*vrw));
 	vrw->type = local->type;
 	if (local->type == KFI_IOV_SG) {
-		struct scatterlist *first;
-		u32 first_off;
-
-		ret = vbs_sg_span(local->sg, local->nr, off, local->len, &first,
-				  &first_off);
+		ret = vbs_sg_span(local->sg, local->nr, off, local->len,
+				  &vrw->sg, &first_off);
 		if (ret < 0)
 			return ret;
-		vrw->sg = first;
 		vrw->nr = ret;
-		return rdma_rw_ctx_init(&vrw->rw, vep->qp, vdom->port, first, ret,
-					first_off, remote->addr, remote->key, dir);
+	} else {
+		/* A bio_vec array: start the iterator at the offset. */
+		while (iter.bi_idx < local->nr &&
+		       off >= local->bvec[iter.bi_idx].bv_len) {
+			off -= local->bvec[iter.bi_idx].bv_len;
+			iter.bi_idx++;
+		}
+		if (iter.bi_idx >= local->nr)
+			return -EINVAL;
+		iter.bi_offset = off;
+		iter.bi_size = local->len;
+		vrw->bvec = local->bvec;
+		vrw->nr = local->nr;
 	}
 
-	/* A bio_vec array: start the iterator at the offset. */
-	while (iter.bi_idx < local->nr && off >= local->bvec[iter.bi_idx].bv_len) {
-		off -= local->bvec[iter.bi_idx].bv_len;
-		iter.bi_idx++;
+	/*
+	 * The core's removal fence keeps vbs_ep_destroy() waiting until this
+	 * returns, so the context is on the list before the release pass.
+	 */
+	if (local->type == KFI_IOV_SG)
+		ret = rdma_rw_ctx_init(&vrw->rw, vep->qp, vdom->port, vrw->sg,
+				       vrw->nr, first_off, remote->addr,
+				       remote->key, dir);
+	else
+		ret = rdma_rw_ctx_init_bvec(&vrw->rw, vep->qp, vdom->port,
+					    local->bvec, local->nr, iter,
+					    remote->addr, remote->key, dir);
+	if (ret > 0) {
+		spin_lock_irqsave(&vep->rw_lock, flags);
+		list_add_tail(&vrw->entry, &vep->rw_ctxs);
+		spin_unlock_irqrestore(&vep->rw_lock, flags);
 	}
-	if (iter.bi_idx >= local->nr)
-		return -EINVAL;
-	iter.bi_offset = off;
-	iter.bi_size = local->len;
-	vrw->bvec = local->bvec;
-	vrw->nr = local->nr;
-	return rdma_rw_ctx_init_bvec(&vrw->rw, vep->qp, vdom->port, local->bvec,
-				     local->nr, iter, remote->addr, remote->key,
-				     dir);
+	return ret;
 }
 
 static void vbs_rw_done(struct ib_cq *cq, struct ib_wc *wc)
 {
 	struct vbs_rw *vrw = container_of(wc->wr_cqe, struct vbs_rw, cqe);
-	struct kfi_rw_ctx *ctx = container_of((void *)vrw, struct kfi_rw_ctx, priv);
+	struct kfi_rw_ctx *ctx = vrw_ctx(vrw);
 	struct kfi_wc kwc = {
 		.cqe = vrw->ulp,
 		.ep = ctx->ep,
@@ -1096,12 +1321,24 @@ int vbs_rw_post(struct kfi_rw_ctx *ctx, struct kfi_cqe *cqe,
 	struct vbs_ep *vep = to_vep(ctx->ep);
 	struct vbs_rw *vrw = to_vrw(ctx);
 	struct ib_send_wr wr = {};
+	struct vbs_map map = {};
 	unsigned long irqflags;
 	struct vbs_op *op;
 	int ret;
 
 	if (unlikely(!vbs_connected(vep)))
 		return -ENOTCONN;
+	if (chain) {
+		if ((chain_flags & KFI_IMM) && (chain_flags & KFI_SEND_INV))
+			return -EINVAL;
+		/* A send after reads must not overtake the data it acknowledges. */
+		if (ctx->dir == DMA_FROM_DEVICE)
+			chain_flags |= KFI_FENCE;
+		vbs_send_wr(chain, chain_flags, &wr);
+		ret = vbs_map_msg(vep, &vep->sq, &map, chain, DMA_TO_DEVICE);
+		if (ret)
+			return ret;
+	}
 	vrw->ulp = cqe;
 	vrw->cqe.done = vbs_rw_done;
 	spin_lock_irqsave(&vep->sq.lock, irqflags);
@@ -1110,37 +1347,77 @@ int vbs_rw_post(struct kfi_rw_ctx *ctx, struct kfi_cqe *cqe,
 				       NULL);
 		goto out;
 	}
-	/* A send after reads must not overtake the data it acknowledges. */
-	if (ctx->dir == DMA_FROM_DEVICE)
-		chain_flags |= KFI_FENCE;
-	if ((chain_flags & KFI_IMM) && (chain_flags & KFI_SEND_INV)) {
-		ret = -EINVAL;
-		goto out;
-	}
-	vbs_send_wr(chain, chain_flags, &wr);
-	ret = vbs_sq_prep(vep, chain, chain_flags, KFI_WC_SEND, &wr, &op);
+	ret = vbs_sq_prep(vep, &map, chain->cqe, chain_flags, KFI_WC_SEND, &wr,
+			  &op);
 	if (ret)
 		goto out;
 	ret = rdma_rw_ctx_post(&vrw->rw, vep->qp, vdom->port, NULL, &wr);
 	if (ret)
-		vbs_unmap_sges(vep, op);
-	else
-		vbs_sq_commit(vep);
+		vbs_unpost(&vep->sq);
 out:
 	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	if (ret)
+		vbs_unmap(vep, &vep->sq, &map);
 	return ret;
 }
 
-void vbs_rw_destroy(struct kfi_rw_ctx *ctx)
+/* Release what rdma_rw holds for a context; the QP must still exist. */
+static void vbs_rw_release(struct vbs_ep *vep, struct vbs_rw *vrw)
 {
-	struct vbs_domain *vdom = to_vdom(ctx->ep->domain);
-	struct vbs_ep *vep = to_vep(ctx->ep);
-	struct vbs_rw *vrw = to_vrw(ctx);
+	struct kfi_rw_ctx *ctx = vrw_ctx(vrw);
+	u32 port = vep_dom(vep)->port;
 
 	if (vrw->type == KFI_IOV_SG)
-		rdma_rw_ctx_destroy(&vrw->rw, vep->qp, vdom->port, vrw->sg,
-				    vrw->nr, ctx->dir);
+		rdma_rw_ctx_destroy(&vrw->rw, vep->qp, port, vrw->sg, vrw->nr,
+				    ctx->dir);
 	else
-		rdma_rw_ctx_destroy_bvec(&vrw->rw, vep->qp, vdom->port,
-					 vrw->bvec, vrw->nr, ctx->dir);
+		rdma_rw_ctx_destroy_bvec(&vrw->rw, vep->qp, port, vrw->bvec,
+					 vrw->nr, ctx->dir);
+}
+
+/*
+ * Whoever takes a context off the endpoint's list releases it, under
+ * rw_lock: a kfi_rw_ctx_destroy() that raced with the endpoint's
+ * destruction and saw it not yet gone either released its context before
+ * vbs_rw_release_all() looks, or finds it released and does nothing. So a
+ * second call, or one after vbs_ep_destroy(), is harmless, and the QP is
+ * not destroyed while a context still puts MRs back into its pool.
+ */
+void vbs_rw_destroy(struct kfi_rw_ctx *ctx)
+{
+	struct vbs_ep *vep = to_vep(ctx->ep);
+	struct vbs_rw *vrw = to_vrw(ctx);
+	unsigned long flags;
+
+	spin_lock_irqsave(&vep->rw_lock, flags);
+	if (!list_empty(&vrw->entry)) {
+		list_del_init(&vrw->entry);
+		vbs_rw_release(vep, vrw);
+	}
+	spin_unlock_irqrestore(&vep->rw_lock, flags);
+}
+
+/*
+ * The endpoint is drained and its QP about to go: release the contexts
+ * the ULP has not destroyed yet, whose MRs and DMA mappings would leak
+ * otherwise (and trip ib_destroy_qp()'s check that the MR pool is whole).
+ * The ULP may still destroy them later (kfi_rw_ctx_destroy() calls
+ * vbs_rw_destroy() at any time), which then finds them off the list.
+ * One at a time, so that interrupts are not held off for all of them.
+ */
+static void vbs_rw_release_all(struct vbs_ep *vep)
+{
+	struct vbs_rw *vrw;
+	unsigned long flags;
+
+	do {
+		spin_lock_irqsave(&vep->rw_lock, flags);
+		vrw = list_first_entry_or_null(&vep->rw_ctxs, struct vbs_rw,
+					       entry);
+		if (vrw) {
+			list_del_init(&vrw->entry);
+			vbs_rw_release(vep, vrw);
+		}
+		spin_unlock_irqrestore(&vep->rw_lock, flags);
+	} while (vrw);
 }

@@ -41,10 +41,25 @@ struct vbs_cq {
 };
 
 /*
- * One posted work request: a slot of an endpoint's send or receive ring.
- * The sge array keeps what was DMA-mapped for the operation; an sge with
- * the PD's local_dma_lkey was mapped by us, any other points into a
+ * The DMA mappings of one operation's local buffers. The sge array (and,
+ * for an iWARP read, the sink's scatterlist) is one of its ring's
+ * buffers, taken before the operation gets a slot (vbs_buf_get()). An sge
+ * with the PD's local_dma_lkey was mapped by us, any other points into a
  * memory region.
+ */
+struct vbs_map {
+	struct ib_sge *sge;		/* the buffer's sges; NULL: no buffer held */
+	struct scatterlist *rd_sgl;	/* iWARP read sink, send ring only */
+	struct ib_mr *rd_mr;		/* its registration, from the QP's pool */
+	u32 buf;			/* index of the buffer in its ring */
+	u8 nsge;
+	u8 dir;				/* enum dma_data_direction */
+	u8 rd_nsg;			/* entries of @rd_sgl mapped */
+};
+
+/*
+ * One posted work request: a slot of an endpoint's send or receive ring.
+ * It holds the mappings of its operation until it is retired.
  */
 struct vbs_op {
 	struct ib_cqe cqe;
@@ -52,22 +67,25 @@ struct vbs_op {
 	struct vbs_ep *vep;
 	u32 idx;
 	u8 opcode;			/* enum kfi_wc_opcode */
-	u8 nsge;
-	u8 dir;				/* enum dma_data_direction */
-	struct ib_sge *sge;
 	struct vbs_mr *mr;		/* MR_MAP and MR_INV */
-	u8 rd_nsg;			/* entries of @rd_sgl mapped */
-	struct scatterlist *rd_sgl;	/* iWARP read sink, send ring only */
-	struct ib_mr *rd_mr;		/* its registration, from the QP's pool */
+	u32 key;			/* the key of @mr they register or invalidate */
+	struct vbs_map map;
 };
 
+/*
+ * Slots are taken and posted in order under @lock; buffers are taken
+ * and released in any order, with atomic bit operations on @bufs, so
+ * that mapping needs no lock. There are as many buffers as slots.
+ */
 struct vbs_ring {
 	spinlock_t lock;		/* head; posting order */
 	u32 size;
 	u32 head;			/* next slot to post */
 	u32 tail;			/* oldest slot not yet retired */
+	u32 max_sge;			/* sges of a buffer */
 	struct vbs_op *ops;
-	struct ib_sge *sges;
+	unsigned long *bufs;		/* bitmap: buffers in use */
+	struct ib_sge *sges;		/* the buffers' sges */
 	struct scatterlist *rd_sgls;	/* iWARP send ring: read sinks */
 };
 
@@ -78,6 +96,12 @@ enum vbs_ep_state {
 	VBS_EP_DOWN,
 };
 
+/* The connection's end was reported to the ULP (vbs_report_down()). */
+#define VBS_EP_F_DOWN_REPORTED	0
+
+/* Reads into plain buffers in flight at once on iWARP (vbs_post_read_iw()). */
+#define VBS_IW_READS		32
+
 struct vbs_ep {
 	struct kfi_ep ep;
 	struct vbs_cm_ctx cm;
@@ -87,6 +111,10 @@ struct vbs_ep {
 	struct vbs_ring sq;
 	struct vbs_ring rq;
 	u32 max_sge;			/* per send-side operation */
+	spinlock_t rw_lock;		/* rw_ctxs */
+	struct list_head rw_ctxs;	/* helper contexts set up, not destroyed */
+	struct work_struct fatal_work;	/* reports a failed QP */
+	unsigned long flags;		/* VBS_EP_F_* */
 	u8 pdata[KFI_CM_DATA_MAX];
 	u32 pdata_len;
 };
@@ -105,12 +133,25 @@ struct vbs_connreq {
 	bool rejected;
 };
 
+/*
+ * The mapping of a memory region: FREE (nothing mapped), BUSY (one of
+ * vbs_mr_map() and vbs_mr_end() owns the scatterlist and the DMA mapping)
+ * or VALID (registered under the key, or posted to be).
+ */
+enum vbs_mr_state {
+	VBS_MR_FREE,
+	VBS_MR_BUSY,
+	VBS_MR_VALID,
+};
+
 struct vbs_mr {
 	struct kfi_mr mr;
 	struct ib_mr *ibmr;
 	struct scatterlist *sgl;
-	int nents;			/* DMA-mapped entries, 0 when none */
-	bool valid;			/* registered and not yet invalidated */
+	spinlock_t lock;		/* state, nents, key */
+	u8 state;			/* enum vbs_mr_state */
+	int nents;			/* DMA-mapped entries while VALID */
+	u32 key;			/* the key of the mapping while VALID */
 	u32 index;			/* in vbs_domain.mrs */
 };
 
@@ -186,5 +227,6 @@ int vbs_rw_post(struct kfi_rw_ctx *ctx, struct kfi_cqe *cqe,
 void vbs_rw_destroy(struct kfi_rw_ctx *ctx);
 int vbs_qp_modify(struct vbs_ep *vep, enum ib_qp_state state);
 void vbs_qp_error(struct vbs_ep *vep);
+void vbs_qp_fatal_work(struct work_struct *work);
 
 #endif /* _KFI_VERBS_H */

@@ -214,11 +214,14 @@ static void vbs_domain_attr(struct vbs_domain *vdom,
 					(u64)(min_t(u32, da->max_fast_reg_page_list_len,
 						    256) - 1) << PAGE_SHIFT);
 	a->mr_key_size = sizeof(u32);
+	/* ib_inc_rkey() varies the low 8 bits of an FRWR key. */
+	a->mr_key_cycle = 256;
 	a->cq_data_size = vdom->iwarp ? 0 : sizeof(u32);
 	/* rdma_cm keeps part of the IB CM's private data for itself. */
 	a->max_cm_data = IB_CM_REQ_PRIVATE_DATA_SIZE - 36;
 	a->max_reject_data = IB_CM_REJ_PRIVATE_DATA_SIZE;
 	a->num_comp_vectors = vdom->ibdev->num_comp_vectors;
+	/* Every class is a DSCP value (vbs_connect()). */
 	a->tclass_mask = U32_MAX;
 }
 
