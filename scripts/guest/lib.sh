@@ -163,7 +163,7 @@ kf_nvme_disconnect() {
 	echo 1 >/sys/class/nvme/$1/delete_controller
 	kf_nvme_wait_state "$1" gone 30 || kf_fail "$1 outlived its deletion"
 	# The teardown's cost, for the record: it grows with the queues.
-	echo "kf-teardown: $1 ($q queues) deleted in $((($(kf_uptime_cs) - t0) * 10)) ms"
+	echo "kf-teardown: $1 ($q queues) deleted in $((($(kf_uptime_cs) - t0) * 10)) ms" >&2
 }
 
 # kf_uptime_cs: uptime in centiseconds.

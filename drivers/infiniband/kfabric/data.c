@@ -516,6 +516,12 @@ void kfi_domain_kill_objects(struct kfi_domain *domain)
 	 */
 	while ((e = kfi_domain_pop(domain, &domain->eps)))
 		kfi_ep_kill(list_entry(e, struct kfi_ep, entry));
+	/*
+	 * Endpoints the ULP took off the list to free them may still be
+	 * draining into their completion queues: wait for them before the
+	 * queues go.
+	 */
+	wait_event(domain->wait, !READ_ONCE(domain->eps_freeing));
 	while ((e = kfi_domain_pop(domain, &domain->mrs)))
 		kfi_mr_kill(list_entry(e, struct kfi_mr, entry));
 	while ((e = kfi_domain_pop(domain, &domain->cqs)))

@@ -361,14 +361,22 @@ void kfi_ep_free(struct kfi_ep *ep)
 
 	mutex_lock(&domain->lock);
 	mine = ep->state == KFI_OBJ_LIVE && !list_empty(&ep->entry);
-	if (mine)
+	if (mine) {
 		list_del_init(&ep->entry);
+		/* Removal must not destroy our queues under the drain. */
+		WRITE_ONCE(domain->eps_freeing, domain->eps_freeing + 1);
+	}
 	mutex_unlock(&domain->lock);
 
-	if (mine)
+	if (mine) {
 		kfi_ep_destroy(ep);
-	else
+		mutex_lock(&domain->lock);
+		WRITE_ONCE(domain->eps_freeing, domain->eps_freeing - 1);
+		mutex_unlock(&domain->lock);
+		wake_up_all(&domain->wait);
+	} else {
 		wait_event(domain->wait, READ_ONCE(ep->state) == KFI_OBJ_DEAD);
+	}
 	trace_kfi_ep_free(ep);
 
 	mutex_lock(&domain->lock);

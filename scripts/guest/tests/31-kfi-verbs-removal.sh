@@ -61,13 +61,14 @@ serve() {
 	echo "serve fabric=verbs addr=$KF_PEER_IP port=$PORT" >"$DBG/kfi_selftest/run"
 }
 
-# rmmod_busy: kfi_verbs cannot go while the self-test's endpoints use it,
-# and the refused unload leaves them working.
+# rmmod_busy: kfi_verbs cannot go while the self-test's endpoints (and
+# the responder's passive endpoint) use it, and the refused unload leaves
+# them working.
 rmmod_busy() {
 	local pid rc=0 before i=0
 	serve
 	before=$(counters rxe0)
-	(echo "client fabric=verbs addr=$KF_PEER_IP port=$PORT tests=rma_write iters=3000" \
+	(echo "client fabric=verbs addr=$KF_PEER_IP port=$PORT tests=sendrecv iters=200" \
 		>"$DBG/kfi_selftest/run") &
 	pid=$!
 	while [ "$(counters rxe0)" = "$before" ]; do

@@ -706,6 +706,15 @@ static void kfi_test_getinfo(struct kunit *test)
 	p->d1->resolve_err = 0;
 	KUNIT_EXPECT_EQ(test, kt_getinfo_count(test, &h), 1);
 
+	/* Candidates resolve at the same time, not one after the other. */
+	p->d0->resolve_ms = 100;
+	p->d1->resolve_ms = 100;
+	kt_resolving_max = 0;
+	KUNIT_EXPECT_EQ(test, kt_getinfo_count(test, &h), 1);
+	KUNIT_EXPECT_EQ(test, kt_resolving_max, 2);
+	p->d0->resolve_ms = 0;
+	p->d1->resolve_ms = 0;
+
 	/* Invalid hints and arguments. */
 	h = (struct kfi_hints){ .caps = BIT_ULL(50) };
 	KUNIT_EXPECT_EQ(test, kfi_getinfo(&h, &infos), -EINVAL);
@@ -1886,6 +1895,44 @@ static void kfi_test_direct_drain(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, atomic_read(&st->overlaps), 0);
 }
 
+static void kt_call_ep_free(void *arg)
+{
+	kfi_ep_free(arg);
+}
+
+/*
+ * The ULP frees an endpoint while its domain is removed: the removal
+ * must not destroy the completion queues the endpoint is still draining
+ * into.
+ */
+static void kfi_test_free_vs_removal(struct kunit *test)
+{
+	struct kt_pair *p = kt_connected(test, KFI_POLL_WORKQUEUE);
+	struct kt_wait w[4];
+	struct kfi_msg msg = { .niov = 0 };
+	struct kt_call call;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(w); i++) {
+		kt_wait_init(&w[i]);
+		msg.cqe = &w[i].cqe;
+		KUNIT_ASSERT_EQ(test, kfi_recv(p->server, &msg, 0), 0);
+	}
+	p->d1->drain_ms = 200;
+	KUNIT_ASSERT_EQ(test, kt_call_start(&call, kt_call_ep_free, p->server), 0);
+	msleep(50);
+	kt_domain_remove(p->d1);
+	wait_for_completion(&call.done);
+	p->server = NULL;
+	for (i = 0; i < ARRAY_SIZE(w); i++) {
+		KUNIT_EXPECT_EQ(test, w[i].count, 1);
+		KUNIT_EXPECT_EQ(test, w[i].wc.status, -ECANCELED);
+	}
+	kt_pair_free(p);
+	p->d1 = kt_domain_add("kt1", 0);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(p->d1));
+}
+
 static void kfi_test_removal_stress(struct kunit *test)
 {
 	struct kt_stress *st;
@@ -1959,6 +2006,7 @@ static struct kunit_case kfabric_data_cases[] = {
 static struct kunit_case kfabric_removal_cases[] = {
 	KUNIT_CASE(kfi_test_client_unregister_race),
 	KUNIT_CASE(kfi_test_direct_drain),
+	KUNIT_CASE(kfi_test_free_vs_removal),
 	KUNIT_CASE_SLOW(kfi_test_removal_stress),
 	{}
 };

@@ -9,6 +9,7 @@
  * kfi_mr_check(), and the shape of RMA operations is recorded so the
  * tests can see what the core's read/write helper posts.
  */
+#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -581,7 +582,10 @@ static int kt_disconnect(struct kfi_ep *ep)
 static void kt_ep_drain(struct kfi_ep *ep)
 {
 	struct kt_ep *kep = to_kt_ep(ep);
+	unsigned int ms = to_kt_domain(ep->domain)->drain_ms;
 
+	if (ms)
+		msleep(ms);
 	spin_lock_irq(&kt_lock);
 	if (kep->peer)
 		kt_event_locked(kep->peer, KFI_CM_DISCONNECTED, 0, NULL, 0);
@@ -745,11 +749,22 @@ static void kt_pep_destroy(struct kfi_pep *pep)
 	kp->listening = false;
 }
 
+static atomic_t kt_resolving = ATOMIC_INIT(0);
+int kt_resolving_max;
+
 static int kt_resolve(struct kfi_domain *domain, const struct kfi_hints *hints,
 		      struct kfi_info *info)
 {
 	struct kt_domain *kd = to_kt_domain(domain);
 
+	if (kd->resolve_ms) {
+		int n = atomic_inc_return(&kt_resolving);
+
+		if (n > READ_ONCE(kt_resolving_max))
+			WRITE_ONCE(kt_resolving_max, n);
+		msleep(kd->resolve_ms);
+		atomic_dec(&kt_resolving);
+	}
 	if (kd->resolve_err)
 		return kd->resolve_err;
 	/* A destination names its domain; only that one reaches it. */

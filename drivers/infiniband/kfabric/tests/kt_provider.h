@@ -33,6 +33,10 @@ struct kt_domain {
 	u64 max_len_seen;
 	/* Fault injection: fail resolve() with this error. */
 	int resolve_err;
+	/* Make resolve() take this long, as rdma_resolve_addr() may. */
+	unsigned int resolve_ms;
+	/* Make a drain start this late, as a slow device's may. */
+	unsigned int drain_ms;
 };
 
 enum kt_state {
@@ -93,6 +97,8 @@ struct kt_connreq {
 };
 
 extern struct kfi_fabric kt_fabric;
+/* Most resolve() calls seen running at once. */
+extern int kt_resolving_max;
 
 int kt_register(void);
 void kt_unregister(void);
