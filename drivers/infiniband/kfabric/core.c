@@ -18,6 +18,7 @@
 #include <linux/device.h>
 #include <linux/log2.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <kunit/visibility.h>
@@ -37,6 +38,8 @@ static DEFINE_XARRAY_ALLOC(kfi_client_ids);
 
 struct workqueue_struct *kfi_comp_wq;
 struct workqueue_struct *kfi_comp_unbound_wq;
+/* kfi_getinfo()'s resolutions; storage ULPs reconnect under reclaim. */
+static struct workqueue_struct *kfi_resolve_wq;
 
 /*
  * ntb.h-style validation: required and optional operations are listed once,
@@ -249,6 +252,9 @@ EXPORT_SYMBOL_GPL(kfi_domain_get);
 /**
  * kfi_domain_put() - drop a reference taken with kfi_domain_get()
  * @domain: the domain
+ *
+ * Context: process context; may sleep (the last reference frees the
+ * domain's SRCU state).
  */
 void kfi_domain_put(struct kfi_domain *domain)
 {
@@ -720,12 +726,16 @@ static void kfi_resolve_work(struct work_struct *work)
 {
 	struct kfi_resolve *r = container_of(work, struct kfi_resolve, work);
 	struct kfi_domain *domain = r->info.domain;
+	unsigned int noio;
 	int idx;
 
+	/* The caller may be a storage ULP reconnecting under reclaim. */
+	noio = memalloc_noio_save();
 	idx = kfi_fence_enter(domain);
 	r->ret = kfi_domain_dying(domain) ? -ENODEV :
 		 domain->fabric->ops->resolve(domain, r->hints, &r->info);
 	kfi_fence_exit(domain, idx);
+	memalloc_noio_restore(noio);
 }
 
 /**
@@ -755,7 +765,8 @@ int kfi_getinfo(const struct kfi_hints *hints, struct list_head *infos)
 	struct kfi_domain *domain;
 	LIST_HEAD(cands);
 	int ret, err = -ENODATA;
-	bool nomem = false;
+	bool nomem = false, async;
+	unsigned int n = 0;
 
 	if (!infos || !list_empty(infos))
 		return -EINVAL;
@@ -786,11 +797,14 @@ int kfi_getinfo(const struct kfi_hints *hints, struct list_head *infos)
 			r->info.fabric = fabric;
 			r->hints = hints;
 			list_add_tail(&r->info.list, &cands);
+			n++;
 		}
 	}
 out_unlock:
 	mutex_unlock(&kfi_lock);
 
+	/* One candidate resolves in the caller's context. */
+	async = n > 1;
 	list_for_each_entry(r, &cands, info.list) {
 		domain = r->info.domain;
 		r->info.attr = domain->attr;
@@ -803,11 +817,14 @@ out_unlock:
 		if (nomem || !domain->fabric->ops->resolve)
 			continue;
 		INIT_WORK(&r->work, kfi_resolve_work);
-		queue_work(system_unbound_wq, &r->work);
+		if (async)
+			queue_work(kfi_resolve_wq, &r->work);
+		else
+			kfi_resolve_work(&r->work);
 	}
 	list_for_each_entry_safe(r, tmp, &cands, info.list) {
 		domain = r->info.domain;
-		if (!nomem && domain->fabric->ops->resolve)
+		if (!nomem && async && domain->fabric->ops->resolve)
 			flush_work(&r->work);
 		list_del(&r->info.list);
 		ret = nomem ? -ENOMEM : r->ret;
@@ -858,18 +875,27 @@ static int __init kfi_init(void)
 	kfi_comp_unbound_wq = alloc_workqueue("kfi_comp_unbound",
 					      WQ_UNBOUND | WQ_HIGHPRI |
 					      WQ_MEM_RECLAIM | WQ_SYSFS, 0);
-	if (!kfi_comp_unbound_wq) {
-		destroy_workqueue(kfi_comp_wq);
-		return -ENOMEM;
-	}
+	if (!kfi_comp_unbound_wq)
+		goto out_comp;
+	kfi_resolve_wq = alloc_workqueue("kfi_resolve", WQ_UNBOUND |
+					 WQ_MEM_RECLAIM, 0);
+	if (!kfi_resolve_wq)
+		goto out_unbound;
 	kfi_debugfs_init();
 	return 0;
+
+out_unbound:
+	destroy_workqueue(kfi_comp_unbound_wq);
+out_comp:
+	destroy_workqueue(kfi_comp_wq);
+	return -ENOMEM;
 }
 
 static void __exit kfi_exit(void)
 {
 	WARN_ON(!list_empty(&kfi_fabrics));
 	kfi_debugfs_exit();
+	destroy_workqueue(kfi_resolve_wq);
 	destroy_workqueue(kfi_comp_unbound_wq);
 	destroy_workqueue(kfi_comp_wq);
 	xa_destroy(&kfi_client_ids);

@@ -35,14 +35,12 @@
  * @wq: workqueue @work runs on
  * @running: completions taken off the ring whose callback has not returned
  *	yet, so that a flush can wait for them too
- * @poll_lock: serialises dispatch of a %KFI_POLL_DIRECT queue between its
- *	owner's kfi_cq_poll() and a drain's kfi_cq_sw_flush()
  *
  * Dispatch is serialised by its context: an irq_poll instance and a work
  * item never run concurrently with themselves, and a %KFI_POLL_DIRECT
- * queue is dispatched under @poll_lock. So callbacks of one queue never
- * run concurrently, as ULPs expect from &struct ib_cq, and workqueue
- * callbacks may sleep.
+ * queue is dispatched under &kfi_cq.poll_lock. So callbacks of one queue
+ * never run concurrently, as ULPs expect from &struct ib_cq, and
+ * workqueue and direct callbacks may sleep.
  */
 struct kfi_cq_sw {
 	struct kfi_cq *cq;
@@ -55,7 +53,6 @@ struct kfi_cq_sw {
 	struct irq_poll iop;
 	struct work_struct work;
 	struct workqueue_struct *wq;
-	spinlock_t poll_lock;	/* %KFI_POLL_DIRECT dispatch */
 };
 
 /**
@@ -168,7 +165,6 @@ int kfi_cq_sw_init(struct kfi_cq *cq)
 	sw->cq = cq;
 	sw->size = cq->attr.nr_cqe;
 	spin_lock_init(&sw->lock);
-	spin_lock_init(&sw->poll_lock);
 	switch (cq->attr.poll_ctx) {
 	case KFI_POLL_SOFTIRQ:
 		irq_poll_init(&sw->iop, KFI_CQ_BUDGET, kfi_cq_sw_iop);
@@ -234,7 +230,8 @@ EXPORT_SYMBOL_GPL(kfi_cq_sw_push);
  * caller, since its owner may not poll it again before the drain returns;
  * as with ib_drain_qp() on an %IB_POLL_DIRECT queue, completions of other
  * endpoints sharing the queue may then be delivered in the caller's
- * context, but never concurrently with the owner's kfi_cq_poll().
+ * context, but never concurrently with the owner's kfi_cq_poll(): the
+ * core holds the queue's poll lock across &kfi_provider_ops.ep_drain.
  *
  * Context: process context; may sleep.
  */
@@ -244,10 +241,9 @@ void kfi_cq_sw_flush(struct kfi_cq *cq)
 
 	switch (cq->attr.poll_ctx) {
 	case KFI_POLL_DIRECT:
+		lockdep_assert_held(&cq->poll_lock);
 		while (kfi_cq_sw_pending(sw)) {
-			spin_lock(&sw->poll_lock);
 			kfi_cq_sw_process(sw, KFI_CQ_BUDGET);
-			spin_unlock(&sw->poll_lock);
 			cond_resched();
 		}
 		break;
@@ -325,8 +321,8 @@ struct kfi_cq *kfi_cq_alloc(struct kfi_domain *domain,
 	}
 	if (domain->nr_cq >= da->max_cq) {
 		mutex_unlock(&domain->lock);
-		kfi_domain_put(domain);
 		kfi_fence_exit(domain, idx);
+		kfi_domain_put(domain);
 		return ERR_PTR(-ENOSPC);
 	}
 	domain->nr_cq++;
@@ -339,6 +335,7 @@ struct kfi_cq *kfi_cq_alloc(struct kfi_domain *domain,
 	cq->domain = domain;
 	cq->attr = *attr;
 	INIT_LIST_HEAD(&cq->entry);
+	mutex_init(&cq->poll_lock);
 	ret = domain->fabric->ops->cq_create(cq, attr);
 	if (ret)
 		goto out_free;
@@ -359,13 +356,14 @@ out_destroy:
 	domain->fabric->ops->cq_destroy(cq);
 	kfi_cq_sw_destroy(cq);
 out_free:
+	mutex_destroy(&cq->poll_lock);
 	kfree(cq);
 out_unreserve:
 	mutex_lock(&domain->lock);
 	domain->nr_cq--;
 	mutex_unlock(&domain->lock);
-	kfi_domain_put(domain);
 	kfi_fence_exit(domain, idx);
+	kfi_domain_put(domain);
 	return ERR_PTR(ret);
 }
 EXPORT_SYMBOL_GPL(kfi_cq_alloc);
@@ -424,6 +422,7 @@ void kfi_cq_free(struct kfi_cq *cq)
 	mutex_lock(&domain->lock);
 	domain->nr_cq--;
 	mutex_unlock(&domain->lock);
+	mutex_destroy(&cq->poll_lock);
 	kfree(cq);
 	kfi_domain_put(domain);
 }
@@ -438,6 +437,8 @@ EXPORT_SYMBOL_GPL(kfi_cq_free);
  * context, e.g. a blk-mq ->poll() handler. Callers of one queue must not
  * poll it concurrently. While a drain of one of the queue's endpoints
  * dispatches the queue itself (see kfi_cq_sw_flush()), this returns 0.
+ * Dispatch runs under a mutex, so callbacks may sleep when the caller
+ * may; the caller must not be in interrupt context.
  * Safe against concurrent removal of the domain, after which it fails.
  *
  * Return: the number processed, -EINVAL for a queue of another context,
@@ -454,15 +455,15 @@ int kfi_cq_poll(struct kfi_cq *cq, int budget)
 	idx = kfi_fence_enter(domain);
 	if (kfi_domain_dying(domain) || READ_ONCE(cq->state) != KFI_OBJ_LIVE) {
 		ret = -ENODEV;
-	} else if (cq->sw) {
+	} else if (!mutex_trylock(&cq->poll_lock)) {
 		/* A drain is dispatching: what it leaves is ours next time. */
 		ret = 0;
-		if (spin_trylock(&cq->sw->poll_lock)) {
-			ret = kfi_cq_sw_process(cq->sw, budget);
-			spin_unlock(&cq->sw->poll_lock);
-		}
 	} else {
-		ret = domain->fabric->ops->cq_poll(cq, budget);
+		if (cq->sw)
+			ret = kfi_cq_sw_process(cq->sw, budget);
+		else
+			ret = domain->fabric->ops->cq_poll(cq, budget);
+		mutex_unlock(&cq->poll_lock);
 	}
 	kfi_fence_exit(domain, idx);
 	return ret;

@@ -77,8 +77,8 @@ static const struct kfi_provider_ops *kfi_ep_ops(const struct kfi_ep *ep)
  * Context: any; does not sleep.
  * Return: 0 when posted; -EINVAL for bad arguments; -EOPNOTSUPP for a flag
  * the domain lacks the capability for; -EAGAIN when the send queue is
- * full; -ENOTCONN when not connected; -ENODEV when the endpoint or its
- * domain is going away.
+ * full; -ENOTCONN when not connected, also once kfi_disconnect() or a
+ * drain started; -ENODEV when the domain is going away.
  */
 int kfi_send(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
 {
@@ -112,7 +112,8 @@ EXPORT_SYMBOL_GPL(kfi_send);
  * kfi_iov_dma_end() on the buffer.
  *
  * Context: any; does not sleep.
- * Return: 0, -EINVAL, -EAGAIN when the receive queue is full, -ENODEV.
+ * Return: 0, -EINVAL, -EAGAIN when the receive queue is full, -ENOTCONN
+ * once kfi_disconnect() or a drain started, -ENODEV.
  */
 int kfi_recv(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
 {
@@ -286,7 +287,10 @@ out_unreserve:
 	domain->nr_mr--;
 	mutex_unlock(&domain->lock);
 out_put:
+	/* Leave the fence first: the reference may be the domain's last. */
+	kfi_fence_exit(domain, idx);
 	kfi_domain_put(domain);
+	return ERR_PTR(ret);
 out_fence:
 	kfi_fence_exit(domain, idx);
 	return ERR_PTR(ret);
@@ -497,7 +501,8 @@ void kfi_domain_kill_objects(struct kfi_domain *domain)
 	 */
 	synchronize_srcu(&domain->srcu);
 	synchronize_rcu();
-	WRITE_ONCE(domain->revoked, true);
+	/* Pairs with kfi_ep_do_drain(): the fence above covers its posts. */
+	smp_store_release(&domain->revoked, true);
 
 	mutex_lock(&domain->lock);
 	eps = !list_empty(&domain->eps);

@@ -220,7 +220,10 @@ out_unreserve:
 	kfi_ep_unreserve(ep);
 	mutex_unlock(&domain->lock);
 out_put:
+	/* Leave the fence first: the reference may be the domain's last. */
+	kfi_fence_exit(domain, idx);
 	kfi_domain_put(domain);
+	goto out_free;
 out_fence:
 	kfi_fence_exit(domain, idx);
 out_free:
@@ -265,6 +268,35 @@ static unsigned long kfi_ep_close(struct kfi_ep *ep, bool *was_open)
 	return fence;
 }
 
+/*
+ * A drain dispatches the endpoint's %KFI_POLL_DIRECT queues itself (a
+ * provider's ib_drain_qp() or kfi_cq_sw_flush()): hold their poll locks
+ * so that the owners' kfi_cq_poll() stays out meanwhile. Two queues are
+ * locked in address order.
+ */
+static void kfi_ep_poll_lock(struct kfi_ep *ep, bool lock)
+{
+	struct kfi_cq *a = ep->attr.send_cq, *b = ep->attr.recv_cq;
+
+	if (a > b)
+		swap(a, b);
+	if (a == b || b->attr.poll_ctx != KFI_POLL_DIRECT)
+		b = NULL;
+	if (a->attr.poll_ctx != KFI_POLL_DIRECT)
+		a = NULL;
+	if (lock) {
+		if (a)
+			mutex_lock(&a->poll_lock);
+		if (b)
+			mutex_lock_nested(&b->poll_lock, SINGLE_DEPTH_NESTING);
+	} else {
+		if (b)
+			mutex_unlock(&b->poll_lock);
+		if (a)
+			mutex_unlock(&a->poll_lock);
+	}
+}
+
 static void kfi_ep_do_drain(struct kfi_ep *ep)
 {
 	unsigned long fence;
@@ -274,9 +306,11 @@ static void kfi_ep_do_drain(struct kfi_ep *ep)
 	if (!ep->drained) {
 		fence = kfi_ep_close(ep, &was_open);
 		/* Domain removal fenced every post at once. */
-		if (!READ_ONCE(ep->domain->revoked))
+		if (!smp_load_acquire(&ep->domain->revoked))
 			cond_synchronize_rcu(fence);
+		kfi_ep_poll_lock(ep, true);
 		ep->domain->fabric->ops->ep_drain(ep);
+		kfi_ep_poll_lock(ep, false);
 		ep->drained = true;
 	}
 	mutex_unlock(&ep->drain_lock);
@@ -428,11 +462,13 @@ int kfi_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 	if (ret)
 		return ret;
 	idx = kfi_fence_enter(ep->domain);
-	if (kfi_ep_live(ep)) {
+	if (!kfi_ep_live(ep)) {
+		ret = -ENODEV;
+	} else if (READ_ONCE(ep->closing)) {
+		ret = -ENOTCONN;	/* disconnected or drained: no way back */
+	} else {
 		ep->dest_addr = *dest;
 		ret = ep->domain->fabric->ops->connect(ep, dest, private_data, len);
-	} else {
-		ret = -ENODEV;
 	}
 	kfi_fence_exit(ep->domain, idx);
 	trace_kfi_connect(ep, ret);
@@ -458,6 +494,7 @@ EXPORT_SYMBOL_GPL(kfi_connect);
 int kfi_accept(struct kfi_ep *ep, struct kfi_connreq *req,
 	       const void *private_data, u32 len)
 {
+	bool called = false;
 	int ret, idx;
 
 	if (!ep || !req || req->answered || ep->domain != req->domain)
@@ -466,16 +503,19 @@ int kfi_accept(struct kfi_ep *ep, struct kfi_connreq *req,
 	if (ret)
 		return ret;
 	idx = kfi_fence_enter(ep->domain);
-	if (kfi_ep_live(ep)) {
+	if (!kfi_ep_live(ep)) {
+		ret = -ENODEV;
+	} else if (READ_ONCE(ep->closing)) {
+		ret = -ENOTCONN;
+	} else {
 		ep->src_addr = req->src_addr;
 		ep->dest_addr = req->dest_addr;
 		ret = ep->domain->fabric->ops->accept(ep, req, private_data, len);
-	} else {
-		ret = -ENODEV;
+		called = true;
 	}
 	kfi_fence_exit(ep->domain, idx);
 	/* Without an answer, kfi_pep_connreq() rejects the request. */
-	if (ret == -ENODEV)
+	if (!called)
 		return ret;
 	req->answered = true;
 	req->accepted = !ret;
@@ -522,8 +562,8 @@ EXPORT_SYMBOL_GPL(kfi_reject);
  * wait that fences posts racing the disconnect.
  *
  * Context: process context; may sleep.
- * Return: 0 (also when the endpoint is already closed), -ENODEV, or the
- * provider's error.
+ * Return: 0, -ENODEV, or the provider's error (for example when the
+ * endpoint is not connected).
  */
 int kfi_disconnect(struct kfi_ep *ep)
 {
@@ -536,7 +576,7 @@ int kfi_disconnect(struct kfi_ep *ep)
 	ret = -ENODEV;
 	if (kfi_ep_live(ep)) {
 		kfi_ep_close(ep, &was_open);
-		ret = was_open ? ep->domain->fabric->ops->disconnect(ep) : 0;
+		ret = ep->domain->fabric->ops->disconnect(ep);
 	}
 	kfi_fence_exit(ep->domain, idx);
 	trace_kfi_disconnect(ep, ret);

@@ -62,8 +62,10 @@ static inline bool kfi_domain_dying(const struct kfi_domain *domain)
 }
 
 /*
- * May a post on @ep reach the provider? Called under rcu_read_lock(), the
- * fence of kfi_domain_kill_objects() and of kfi_ep_close().
+ * May a post on @ep reach the provider? Called inside the removal fence
+ * (rcu_read_lock() for posts, the domain's SRCU for kfi_rw_ctx_init()),
+ * which kfi_domain_kill_objects() and the drain after kfi_ep_close() wait
+ * for.
  */
 static inline int kfi_ep_post_check(const struct kfi_ep *ep)
 {

@@ -49,11 +49,14 @@ struct kfi_rw_ctx;
  * Context rules: the data operations (post_*, @mr_map, @mr_invalidate,
  * @rw_post) run under rcu_read_lock() and must not sleep, nor may
  * @rw_destroy. Every other operation may sleep. Apart from the destroy,
- * drain and release operations and @rw_destroy, every operation on a
- * domain's objects runs inside the core's removal fence (rcu_read_lock()
- * or the domain's SRCU), so it never overlaps the removal of the domain:
- * once kfi_domain_unregister() starts destroying objects, no other
- * operation is running on them. @rw_destroy may be called at any time
+ * drain and release operations, @rw_destroy and @reject (which answers a
+ * request of the provider's own, during its delivery), every operation
+ * on a domain's objects runs inside the core's removal fence
+ * (rcu_read_lock() or the domain's SRCU), so it never overlaps the
+ * removal of the domain: once kfi_domain_unregister() starts destroying
+ * objects, no other operation is running on them. For a
+ * %KFI_POLL_DIRECT queue, @ep_drain runs with the queue's poll lock
+ * held, so it may dispatch the queue itself. @rw_destroy may be called at any time
  * while the endpoint's memory exists, also after @ep_destroy, which must
  * release the contexts still set up on the endpoint.
  *
@@ -249,6 +252,7 @@ struct kfi_cq {
 	u32 reserved;
 	u32 users;
 	struct kfi_cq_sw *sw;
+	struct mutex poll_lock;	/* %KFI_POLL_DIRECT dispatch: owner or drain */
 };
 
 /**

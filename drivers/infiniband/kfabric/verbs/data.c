@@ -338,11 +338,29 @@ unmap:
 	return ret;
 }
 
-static struct vbs_op *vbs_slot(struct vbs_ring *ring)
+/*
+ * Take the next slot of @ring for an operation whose buffers @map holds,
+ * with the ring's lock held. The slot counts as posted from here: its
+ * completion may run on another CPU before the post returns, and retiring
+ * walks the ring up to its head. If the post fails, the caller gives the
+ * slot back with vbs_unpost() (no completion can name it) and undoes
+ * @map itself. NULL when the ring is full.
+ */
+static struct vbs_op *vbs_slot_take(struct vbs_ring *ring, u8 opcode,
+				    struct kfi_cqe *ulp,
+				    const struct vbs_map *map)
 {
+	struct vbs_op *op;
+
 	if (ring->head - ring->tail >= ring->size)
 		return NULL;
-	return &ring->ops[ring->head % ring->size];
+	op = &ring->ops[ring->head % ring->size];
+	op->opcode = opcode;
+	op->ulp = ulp;
+	op->mr = NULL;
+	op->map = *map;
+	ring->head++;
+	return op;
 }
 
 static bool vbs_connected(struct vbs_ep *vep)
@@ -365,12 +383,9 @@ static unsigned int vbs_send_flags(u32 flags)
 }
 
 /*
- * Fill @wr for a send-side operation in the next slot of the send queue;
- * the slot takes over @map, already mapped. Called with the send queue
- * lock held. The slot counts as posted from here: its completion may run
- * on another CPU before ib_post_send() returns, and retiring walks the
- * ring up to its head. If the post fails, the caller gives the slot back
- * with vbs_unpost() (no completion can name it) and undoes @map itself.
+ * Fill @wr for a send-side operation in the next slot of the send queue
+ * (vbs_slot_take()), which takes over @map, already mapped. Called with
+ * the send queue lock held.
  */
 static int vbs_sq_prep(struct vbs_ep *vep, const struct vbs_map *map,
 		       struct kfi_cqe *ulp, u32 flags, enum kfi_wc_opcode opcode,
@@ -378,18 +393,13 @@ static int vbs_sq_prep(struct vbs_ep *vep, const struct vbs_map *map,
 {
 	struct vbs_op *op;
 
-	op = vbs_slot(&vep->sq);
+	op = vbs_slot_take(&vep->sq, opcode, ulp, map);
 	if (!op)
 		return -EAGAIN;
-	op->opcode = opcode;
-	op->ulp = ulp;
-	op->mr = NULL;
-	op->map = *map;
 	wr->wr_cqe = &op->cqe;
 	wr->sg_list = map->sge;
 	wr->num_sge = map->nsge;
 	wr->send_flags = vbs_send_flags(flags);
-	vep->sq.head++;
 	*opp = op;
 	return 0;
 }
@@ -595,15 +605,10 @@ static int vbs_post_read_iw(struct vbs_ep *vep, const struct kfi_msg *msg,
 	map.rd_mr = mr;
 
 	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	op = vbs_slot(&vep->sq);
+	op = vbs_slot_take(&vep->sq, KFI_WC_READ, msg->cqe, &map);
 	ret = -EAGAIN;
 	if (op) {
-		op->opcode = KFI_WC_READ;
-		op->ulp = msg->cqe;
-		op->mr = NULL;
-		op->map = map;
 		rd.wr.wr_cqe = &op->cqe;
-		vep->sq.head++;		/* see vbs_sq_prep() */
 		ret = ib_post_send(qp, &reg.wr, &bad);
 		if (ret)
 			vbs_unpost(&vep->sq);
@@ -685,17 +690,12 @@ int vbs_post_recv(struct kfi_ep *ep, const struct kfi_msg *msg, u32 flags)
 	if (ret)
 		return ret;
 	spin_lock_irqsave(&vep->rq.lock, irqflags);
-	op = vbs_slot(&vep->rq);
+	op = vbs_slot_take(&vep->rq, KFI_WC_RECV, msg->cqe, &map);
 	ret = -EAGAIN;
 	if (op) {
-		op->opcode = KFI_WC_RECV;
-		op->ulp = msg->cqe;
-		op->mr = NULL;
-		op->map = map;
 		wr.wr_cqe = &op->cqe;
 		wr.sg_list = map.sge;
 		wr.num_sge = map.nsge;
-		vep->rq.head++;		/* see vbs_sq_prep() */
 		ret = ib_post_recv(vep->qp, &wr, &bad);
 		if (ret)
 			vbs_unpost(&vep->rq);
@@ -851,6 +851,7 @@ int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 	return 0;
 
 out_qp:
+	disable_work_sync(&vep->fatal_work);
 	ib_destroy_qp(vep->qp);
 out_free:
 	vbs_ring_free(&vep->rq);
@@ -896,9 +897,9 @@ void vbs_ep_destroy(struct kfi_ep *ep)
 	if (vep->id)
 		rdma_destroy_id(vep->id);
 	vbs_rw_release_all(vep);
+	/* The work uses the QP; later QP events no longer queue it. */
+	disable_work_sync(&vep->fatal_work);
 	ib_destroy_qp(vep->qp);
-	/* No QP event comes after ib_destroy_qp(). */
-	cancel_work_sync(&vep->fatal_work);
 	vbs_ring_free(&vep->rq);
 	vbs_ring_free(&vep->sq);
 }
