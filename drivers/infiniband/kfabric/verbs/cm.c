@@ -472,12 +472,26 @@ int vbs_resolve(struct kfi_domain *domain, const struct kfi_hints *hints,
 {
 	struct vbs_domain *vdom = to_vdom(domain);
 	struct vbs_resolve r = { .status = -EHOSTUNREACH };
-	const struct kfi_addr *src = hints->src_addr;
+	const struct kfi_addr *src = NULL;
 	struct rdma_cm_id *id;
+	struct kfi_addr any;
 	int ret;
 
-	if (!hints->dest_addr && (!src || vbs_addr_any(src)))
+	if (!hints->dest_addr && (!hints->src_addr || vbs_addr_any(hints->src_addr)))
 		return 0;
+	/*
+	 * Only the device behind the address matters here: bind without the
+	 * port, which stays free for the ULP's listener or connection and
+	 * for the other domains kfi_getinfo() asks at the same time.
+	 */
+	if (hints->src_addr) {
+		any = *hints->src_addr;
+		if (any.sa.sa_family == AF_INET6)
+			any.sin6.sin6_port = 0;
+		else
+			any.sin.sin_port = 0;
+		src = &any;
+	}
 	init_completion(&r.done);
 	id = rdma_create_id(&init_net, vbs_resolve_handler, &r, RDMA_PS_TCP,
 			    IB_QPT_RC);
