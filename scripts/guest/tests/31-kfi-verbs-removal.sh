@@ -10,6 +10,8 @@
 # fresh self-test run passes and both modules unload: nothing was left
 # behind.
 KF_MODES="single"
+# Each round on the responder's side waits out the client's RC retries.
+KF_TEST_TIMEOUT=1500
 PORT=18517
 DBG=/sys/kernel/debug
 ROUNDS=20
