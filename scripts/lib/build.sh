@@ -248,9 +248,10 @@ kf_cmd_bisect() {
 # seconds per patch, so patches are checked in parallel.
 kf_checkpatch_one() {
 	local p=$1 out
+	# shellcheck disable=SC2086
 	out=$(cd "$KF_TEST_TREE" && perl scripts/checkpatch.pl --strict --codespell \
 		--codespellfile "$KF_CODESPELL" --color=never --showfile -q \
-		"$KF_TOP/patches/$p" 2>&1)
+		$KF_CHECKPATCH_EXTRA "$KF_TOP/patches/$p" 2>&1)
 	[ -z "$out" ] && return 0
 	printf '%s\n' "$out" "kf: warning: checkpatch: $p is not clean" >&2
 	return 1
@@ -262,7 +263,13 @@ kf_cmd_checkpatch() {
 	[ -e "$KF_TEST_TREE/scripts/checkpatch.pl" ] || kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
 	KF_CODESPELL=$(kf_codespell_dict) || true
 	[ -n "$KF_CODESPELL" ] || kf_die "codespell's dictionary is missing (package codespell)"
-	export KF_CODESPELL KF_TEST_TREE KF_TOP
+	# A base imported from a source package has no history: checkpatch
+	# cannot look up the commits that Fixes: tags name. With a mainline
+	# git tree as the base (KFABRIC_KERNEL) it checks them.
+	KF_CHECKPATCH_EXTRA=
+	git -C "$KF_TEST_TREE" rev-parse -q --verify "$KF_BASE_REV^" >/dev/null ||
+		KF_CHECKPATCH_EXTRA="--ignore GIT_COMMIT_ID"
+	export KF_CODESPELL KF_TEST_TREE KF_TOP KF_CHECKPATCH_EXTRA
 	export -f kf_checkpatch_one
 	local n
 	n=$(kf_series_list | wc -l)

@@ -398,7 +398,6 @@ void kfi_cq_kill(struct kfi_cq *cq)
 void kfi_cq_free(struct kfi_cq *cq)
 {
 	struct kfi_domain *domain;
-	bool mine;
 
 	if (IS_ERR_OR_NULL(cq))
 		return;
@@ -408,15 +407,14 @@ void kfi_cq_free(struct kfi_cq *cq)
 		mutex_unlock(&domain->lock);
 		return;
 	}
-	mine = cq->state == KFI_OBJ_LIVE && !list_empty(&cq->entry);
-	if (mine)
-		list_del_init(&cq->entry);
 	mutex_unlock(&domain->lock);
 
-	if (mine)
+	if (kfi_obj_take(domain, &cq->entry)) {
 		kfi_cq_destroy(cq);
-	else
+		kfi_obj_taken_done(domain);
+	} else {
 		wait_event(domain->wait, READ_ONCE(cq->state) == KFI_OBJ_DEAD);
+	}
 	trace_kfi_cq_free(cq);
 
 	mutex_lock(&domain->lock);

@@ -323,20 +323,16 @@ void kfi_mr_kill(struct kfi_mr *mr)
 void kfi_mr_free(struct kfi_mr *mr)
 {
 	struct kfi_domain *domain;
-	bool mine;
 
 	if (IS_ERR_OR_NULL(mr))
 		return;
 	domain = mr->domain;
-	mutex_lock(&domain->lock);
-	mine = mr->state == KFI_OBJ_LIVE && !list_empty(&mr->entry);
-	if (mine)
-		list_del_init(&mr->entry);
-	mutex_unlock(&domain->lock);
-	if (mine)
+	if (kfi_obj_take(domain, &mr->entry)) {
 		domain->fabric->ops->mr_destroy(mr);
-	else
+		kfi_obj_taken_done(domain);
+	} else {
 		wait_event(domain->wait, READ_ONCE(mr->state) == KFI_OBJ_DEAD);
+	}
 
 	mutex_lock(&domain->lock);
 	domain->nr_mr--;
@@ -462,6 +458,43 @@ int kfi_mr_check(const struct kfi_mr *mr, u64 key, u64 addr, u64 len,
 }
 EXPORT_SYMBOL_GPL(kfi_mr_check);
 
+/**
+ * kfi_obj_take() - claim an object for its *_free()
+ * @domain: the object's domain
+ * @entry: the object's entry on one of @domain's lists
+ *
+ * An object's *_free() destroys it only while it is still on its list
+ * (removal takes it off before killing it), and then counts the
+ * destruction in @domain->freeing until kfi_obj_taken_done(): removal
+ * waits for that before it returns, since the provider frees what the
+ * object uses right after. Otherwise the removal has the object and the
+ * caller waits for it to be dead.
+ *
+ * Return: true if the caller must destroy the object.
+ */
+bool kfi_obj_take(struct kfi_domain *domain, struct list_head *entry)
+{
+	bool mine;
+
+	mutex_lock(&domain->lock);
+	mine = !list_empty(entry);
+	if (mine) {
+		list_del_init(entry);
+		WRITE_ONCE(domain->freeing, domain->freeing + 1);
+	}
+	mutex_unlock(&domain->lock);
+	return mine;
+}
+
+/* The destruction claimed by kfi_obj_take() is over. */
+void kfi_obj_taken_done(struct kfi_domain *domain)
+{
+	mutex_lock(&domain->lock);
+	WRITE_ONCE(domain->freeing, domain->freeing - 1);
+	mutex_unlock(&domain->lock);
+	wake_up_all(&domain->wait);
+}
+
 /* The first entry of @head, unlinked under the domain lock, or NULL. */
 static struct list_head *kfi_domain_pop(struct kfi_domain *domain,
 					struct list_head *head)
@@ -526,9 +559,11 @@ void kfi_domain_kill_objects(struct kfi_domain *domain)
 	 * draining into their completion queues: wait for them before the
 	 * queues go.
 	 */
-	wait_event(domain->wait, !READ_ONCE(domain->eps_freeing));
+	wait_event(domain->wait, !READ_ONCE(domain->freeing));
 	while ((e = kfi_domain_pop(domain, &domain->mrs)))
 		kfi_mr_kill(list_entry(e, struct kfi_mr, entry));
 	while ((e = kfi_domain_pop(domain, &domain->cqs)))
 		kfi_cq_kill(list_entry(e, struct kfi_cq, entry));
+	/* And regions and queues being freed must be gone when we return. */
+	wait_event(domain->wait, !READ_ONCE(domain->freeing));
 }

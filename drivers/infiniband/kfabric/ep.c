@@ -385,7 +385,6 @@ void kfi_ep_kill(struct kfi_ep *ep)
 void kfi_ep_free(struct kfi_ep *ep)
 {
 	struct kfi_domain *domain;
-	bool mine;
 
 	if (IS_ERR_OR_NULL(ep))
 		return;
@@ -393,21 +392,10 @@ void kfi_ep_free(struct kfi_ep *ep)
 		return;
 	domain = ep->domain;
 
-	mutex_lock(&domain->lock);
-	mine = ep->state == KFI_OBJ_LIVE && !list_empty(&ep->entry);
-	if (mine) {
-		list_del_init(&ep->entry);
-		/* Removal must not destroy our queues under the drain. */
-		WRITE_ONCE(domain->eps_freeing, domain->eps_freeing + 1);
-	}
-	mutex_unlock(&domain->lock);
-
-	if (mine) {
+	/* Removal must not destroy our queues under the drain. */
+	if (kfi_obj_take(domain, &ep->entry)) {
 		kfi_ep_destroy(ep);
-		mutex_lock(&domain->lock);
-		WRITE_ONCE(domain->eps_freeing, domain->eps_freeing - 1);
-		mutex_unlock(&domain->lock);
-		wake_up_all(&domain->wait);
+		kfi_obj_taken_done(domain);
 	} else {
 		wait_event(domain->wait, READ_ONCE(ep->state) == KFI_OBJ_DEAD);
 	}

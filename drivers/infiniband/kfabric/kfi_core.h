@@ -78,6 +78,8 @@ static inline int kfi_ep_post_check(const struct kfi_ep *ep)
 
 bool kfi_domain_get_live(struct kfi_domain *domain);
 void kfi_domain_kill_objects(struct kfi_domain *domain);
+bool kfi_obj_take(struct kfi_domain *domain, struct list_head *entry);
+void kfi_obj_taken_done(struct kfi_domain *domain);
 void kfi_ep_kill(struct kfi_ep *ep);
 void kfi_cq_kill(struct kfi_cq *cq);
 void kfi_mr_kill(struct kfi_mr *mr);

@@ -211,7 +211,7 @@ struct kfi_domain {
 	u32 nr_ep;
 	u32 nr_cq;
 	u32 nr_mr;
-	u32 eps_freeing;	/* taken off @eps by their free, not destroyed */
+	u32 freeing;	/* taken off a list by their *_free(), not destroyed */
 	struct xarray client_data;
 	struct kfi_domain_stats __percpu *stats;
 	struct dentry *debugfs;

@@ -3,8 +3,9 @@
 # the stock NTB clients, run unchanged: ntb_tool (link, scratchpads and
 # doorbells both ways, both memory windows both ways with every byte
 # checked, a translation the device must refuse), ntb_perf (bandwidth, as
-# a "BENCH ntb_perf" line), ntb_transport with ntb_netdev (files sent both
-# ways over the netdevs, md5 checked), the debugfs link knob, and driver
+# a "BENCH ntb_perf" line), ntb_transport with ntb_netdev (link flaps
+# before its first handshake, then files sent both ways over the netdevs,
+# md5 checked), the debugfs link knob, and driver
 # unload with the link up and reload. single: the guest's two ports are
 # cabled to each other; pair: one port in each guest.
 KF_MODES="single pair"
@@ -257,8 +258,16 @@ test_single() {
 
 	# ntb_netdev: both interfaces are local, so policy routing sends the
 	# packets for the other address out of the interface that does not
-	# own it (as the runner does for the veth pair).
+	# own it (as the runner does for the veth pair). ntb_transport comes
+	# up through link flaps before its first handshake: its link work and
+	# cleanup must not deadlock or lose the final up (net_wait below).
+	knob $NTB_P0 down
 	modprobe ntb_netdev
+	for v in $(seq 1 40); do
+		knob $NTB_P0 up
+		knob $NTB_P0 down
+	done
+	knob $NTB_P0 up
 	local n0 n1 mac0 mac1
 	n0=$(netdev $NTB_P0)
 	n1=$(netdev $NTB_P1)

@@ -1933,6 +1933,54 @@ static void kfi_test_free_vs_removal(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, IS_ERR(p->d1));
 }
 
+static void kt_call_mr_free(void *arg)
+{
+	kfi_mr_free(arg);
+}
+
+static void kt_call_cq_free(void *arg)
+{
+	kfi_cq_free(arg);
+}
+
+/*
+ * The ULP frees a region and a queue while their domain is removed: the
+ * removal returns only when both are destroyed, since the provider frees
+ * what they use (kfi_verbs: the protection domain) right after it.
+ */
+static void kfi_test_free_vs_removal_mr_cq(struct kunit *test)
+{
+	struct kfi_cq_attr cqa = { .nr_cqe = 4, .comp_vector = -1 };
+	struct kt_domain *kd = kt_domain_add("ktf", 0);
+	struct kt_call calls[2], removal;
+	struct kt_hold hold;
+	struct kfi_mr *mr;
+	struct kfi_cq *cq;
+	int i;
+
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kd));
+	mr = kfi_mr_alloc(&kd->dom, 4);
+	cq = kfi_cq_alloc(&kd->dom, &cqa);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(mr) || IS_ERR(cq));
+	init_completion(&hold.gate);
+	atomic_set(&hold.inside, 0);
+	kd->destroy_hold = &hold;
+	KUNIT_ASSERT_EQ(test, kt_call_start(&calls[0], kt_call_mr_free, mr), 0);
+	KUNIT_ASSERT_EQ(test, kt_call_start(&calls[1], kt_call_cq_free, cq), 0);
+	for (i = 0; i < 250 && atomic_read(&hold.inside) < 2; i++)
+		msleep(20);
+	KUNIT_ASSERT_EQ(test, atomic_read(&hold.inside), 2);
+	/* The frees hold references: @kd lives until they return. */
+	KUNIT_ASSERT_EQ(test, kt_call_start(&removal, kt_call_remove, kd), 0);
+	msleep(500);
+	KUNIT_EXPECT_FALSE(test, completion_done(&removal.done));
+	complete_all(&hold.gate);
+	wait_for_completion(&removal.done);
+	KUNIT_EXPECT_EQ(test, atomic_read(&hold.inside), 0);
+	wait_for_completion(&calls[0].done);
+	wait_for_completion(&calls[1].done);
+}
+
 static void kfi_test_removal_stress(struct kunit *test)
 {
 	struct kt_stress *st;
@@ -2007,6 +2055,7 @@ static struct kunit_case kfabric_removal_cases[] = {
 	KUNIT_CASE(kfi_test_client_unregister_race),
 	KUNIT_CASE(kfi_test_direct_drain),
 	KUNIT_CASE(kfi_test_free_vs_removal),
+	KUNIT_CASE(kfi_test_free_vs_removal_mr_cq),
 	KUNIT_CASE_SLOW(kfi_test_removal_stress),
 	{}
 };

@@ -447,16 +447,40 @@ static int kt_mr_create(struct kfi_mr *mr)
 			GFP_KERNEL);
 }
 
+/*
+ * A slow destruction, as a device's may be: removal must not return (and
+ * a provider free what the object uses) while it runs.
+ */
+static void kt_destroy_begin(struct kt_domain *kd)
+{
+	struct kt_hold *hold = kd->destroy_hold;
+
+	if (hold) {
+		atomic_inc(&hold->inside);
+		wait_for_completion(&hold->gate);
+	}
+}
+
+static void kt_destroy_end(struct kt_domain *kd)
+{
+	struct kt_hold *hold = kd->destroy_hold;
+
+	if (hold)
+		atomic_dec(&hold->inside);
+}
+
 static void kt_mr_destroy(struct kfi_mr *mr)
 {
 	struct kt_domain *kd = to_kt_domain(mr->domain);
 	struct kt_mr *km = to_kt_mr(mr);
 
+	kt_destroy_begin(kd);
 	spin_lock_irq(&kt_lock);
 	mr->length = 0;
 	mr->access = 0;
 	spin_unlock_irq(&kt_lock);
 	xa_erase(&kd->mrs, km->index);
+	kt_destroy_end(kd);
 }
 
 static int kt_mr_map(struct kfi_ep *ep, struct kfi_mr *mr,
@@ -526,6 +550,10 @@ static int kt_cq_create(struct kfi_cq *cq, const struct kfi_cq_attr *attr)
 
 static void kt_cq_destroy(struct kfi_cq *cq)
 {
+	struct kt_domain *kd = to_kt_domain(cq->domain);
+
+	kt_destroy_begin(kd);
+	kt_destroy_end(kd);
 }
 
 static int kt_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)

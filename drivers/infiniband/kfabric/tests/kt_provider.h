@@ -23,6 +23,12 @@ struct kt_op {
 	u32 niov;
 };
 
+/* A gate that provider calls wait at, and a count of those inside. */
+struct kt_hold {
+	struct completion gate;
+	atomic_t inside;
+};
+
 struct kt_domain {
 	struct kfi_domain dom;
 	struct xarray mrs;
@@ -37,6 +43,8 @@ struct kt_domain {
 	unsigned int resolve_ms;
 	/* Make a drain start this late, as a slow device's may. */
 	unsigned int drain_ms;
+	/* Hold destructions of regions and queues here, if set. */
+	struct kt_hold *destroy_hold;
 };
 
 enum kt_state {
