@@ -268,7 +268,7 @@ kf_cmd_checkpatch() {
 	# git tree as the base (KFABRIC_KERNEL) it checks them.
 	KF_CHECKPATCH_EXTRA=
 	git -C "$KF_TEST_TREE" rev-parse -q --verify "$KF_BASE_REV^" >/dev/null ||
-		KF_CHECKPATCH_EXTRA="--ignore GIT_COMMIT_ID"
+		KF_CHECKPATCH_EXTRA="--ignore UNKNOWN_COMMIT_ID"
 	export KF_CODESPELL KF_TEST_TREE KF_TOP KF_CHECKPATCH_EXTRA
 	export -f kf_checkpatch_one
 	local n

@@ -4,8 +4,9 @@
 # over a veth pair) or two guests joined by a virtual Ethernet link on
 # loopback.
 #
-# Every guest also gets NTB ports (drivers/ntb/hw/ivshmem): one guest two
-# ports joined to each other, two guests one port each, joined to each
+# Every guest also gets NTB ports (scripts/testbed/ntb_hw_ivshmem, built
+# as an external module): one guest two ports joined to each other, two
+# guests one port each, joined to each
 # other. A guest's RAM is then a file in /dev/shm that its peer maps; an
 # ivshmem server started for the run carries the doorbells.
 #
@@ -50,6 +51,20 @@ kf_copy_bin() {
 	done
 }
 
+# kf_testbed_make SRC OUT TARGET...: make TARGET for each external module
+# of the test bed (scripts/testbed/*/Kbuild: device models that are not
+# part of the series) against the kernel built from SRC in OUT. Objects go
+# to OUT/testbed/NAME, never into the repository.
+kf_testbed_make() {
+	local src=$1 out=$2 kbuild d
+	shift 2
+	for kbuild in "$KF_TOP"/scripts/testbed/*/Kbuild; do
+		d=$(dirname "$kbuild")
+		mkdir -p "$out/testbed/$(basename "$d")"
+		kf_make "$src" "$out" M="$d" MO="$out/testbed/$(basename "$d")" "$@" || return 1
+	done
+}
+
 # kf_initramfs OUT: build OUT/initramfs.cpio.gz from the build in OUT.
 kf_initramfs() {
 	local out=$1 stage=$1/initramfs a b t
@@ -75,6 +90,10 @@ kf_initramfs() {
 	kf_make "$KF_TEST_TREE" "$out" -s INSTALL_MOD_PATH="$stage" INSTALL_MOD_STRIP=1 \
 		modules_install >"$out/modules_install.log" 2>&1 ||
 		kf_die "modules_install failed (see $out/modules_install.log)"
+	kf_testbed_make "$KF_TEST_TREE" "$out" modules >"$out/testbed.log" 2>&1 &&
+		kf_testbed_make "$KF_TEST_TREE" "$out" -s INSTALL_MOD_PATH="$stage" \
+			INSTALL_MOD_STRIP=1 modules_install >>"$out/testbed.log" 2>&1 ||
+		kf_die "the test bed's modules do not build (see $out/testbed.log)"
 	cp "$KF_TOP/scripts/guest/init" "$stage/init"
 	cp "$KF_TOP/scripts/guest/runner.sh" "$KF_TOP/scripts/guest/lib.sh" "$stage/kf/"
 	cp "$KF_TOP"/scripts/guest/tests/*.sh "$stage/kf/tests/" 2>/dev/null

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""ivshmem server for the NTB test device (drivers/ntb/hw/ivshmem).
+"""ivshmem server for the NTB test device (scripts/testbed/ntb_hw_ivshmem).
 
 QEMU's ivshmem-doorbell devices connect to this server over a UNIX socket
 and get, per the protocol in QEMU's docs/specs/ivshmem-spec.txt, an id, a

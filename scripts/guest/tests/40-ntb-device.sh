@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-# The NTB test device (drivers/ntb/hw/ivshmem, module ntb_hw_ivshmem) under
-# the stock NTB clients, run unchanged: ntb_tool (link, scratchpads and
+# The NTB test device (module ntb_hw_ivshmem, scripts/testbed) under the
+# stock NTB clients, run unchanged: ntb_tool (link, scratchpads and
 # doorbells both ways, both memory windows both ways with every byte
 # checked, a translation the device must refuse), ntb_perf (bandwidth, as
 # a "BENCH ntb_perf" line), ntb_transport with ntb_netdev (link flaps

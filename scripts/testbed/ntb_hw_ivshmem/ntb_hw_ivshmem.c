@@ -4,6 +4,9 @@
  *
  * This driver lets the NTB clients (ntb_transport, ntb_perf, ntb_tool, ...)
  * run between two QEMU guests, or inside one guest, without NTB hardware.
+ * It is tooling of the kfabric test bed, not part of the kfabric series:
+ * scripts/lib/build.sh builds it as an external module against the guest
+ * kernel's build tree (Kbuild in this directory).
  *
  * Emulation model
  * ---------------
@@ -30,13 +33,17 @@
  * the windows are fixed: every guest reserves the same physical range
  * (memmap=SIZE$BASE on its command line), split into one region per port
  * id and each region into mw_count windows. Outbound window i of port P is
- * the plain BAR at the peer's region + i * mw_size. The local region is the
- * coherent DMA pool of the PCI device, so the inbound buffers clients get
- * from dma_alloc_coherent() on it lie in the windows. Pool allocations are
- * aligned to their size, so a client allocating full-size window buffers
- * in window order (as ntb_transport does) finds buffer i at the start of
- * window i. ntb_mw_set_trans() only accepts that address: a translation the
- * peer's window cannot reach is rejected with -EINVAL and a message.
+ * the plain BAR at the peer's region + i * mw_size. The PCI function has
+ * DMA mapping operations of its own (ntb_ivshmem_dma_map_ops): coherent
+ * allocations come from the local region, so the inbound buffers clients
+ * get from dma_alloc_coherent() on it lie in the windows, and streaming
+ * mappings are the identity. The guest kernel needs ARCH_HAS_DMA_OPS
+ * (on x86, GART_IOMMU selects it) and no IOMMU in front of the port.
+ * Pool allocations are aligned to their size, so a client allocating
+ * full-size window buffers in window order (as ntb_transport does) finds
+ * buffer i at the start of window i. ntb_mw_set_trans() only accepts
+ * that address: a translation the peer's window cannot reach is rejected
+ * with -EINVAL and a message.
  *
  * Doorbells: the peer ORs bits into this port's doorbell word in the shared
  * memory and rings its doorbell vector; the interrupt handler calls
@@ -63,9 +70,9 @@
  * It reaches what an engine in the bridge would, system RAM and the port's
  * own outbound windows; any other address fails the descriptor with a
  * DMA_TRANS_* result, and so does a failure injected through debugfs, so
- * that the clients' DMA paths and their error handling can be tested. DMA
- * addresses are turned back into physical ones with dma_to_phys(), which
- * is right only without an IOMMU; behind one the engine is not offered.
+ * that the clients' DMA paths and their error handling can be tested. Its
+ * dmaengine device is the port's PCI function, whose streaming mappings
+ * are the identity, so a DMA address is the physical address to copy.
  *
  * debugfs: <debugfs>/ntb_hw_ivshmem/<pci name>/link takes "down" and "up"
  * to force link loss as a cable pull would; "info" shows the state; "dma"
@@ -74,9 +81,9 @@
 
 #include <linux/atomic.h>
 #include <linux/debugfs.h>
-#include <linux/dma-direct.h>
 #include <linux/dma-map-ops.h>
 #include <linux/dmaengine.h>
+#include <linux/genalloc.h>
 #include <linux/highmem.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
@@ -91,8 +98,8 @@
 #include <linux/string.h>
 #include <linux/workqueue.h>
 
-/* The cookie helpers every dmaengine provider uses. */
-#include "../../../dma/dmaengine.h"
+/* The cookie helpers every dmaengine provider uses (drivers/dma, see Kbuild). */
+#include "dmaengine.h"
 
 static bool dma_engine;
 module_param(dma_engine, bool, 0444);
@@ -252,6 +259,7 @@ struct ntb_ivshmem {
 	u32 mw_count;
 	resource_size_t mw_size;
 	phys_addr_t local_base;
+	struct gen_pool *pool;
 	phys_addr_t peer_win;
 	dma_addr_t xlat[NTB_IVSHMEM_MAX_MW];
 	resource_size_t xlat_size[NTB_IVSHMEM_MAX_MW];
@@ -762,8 +770,9 @@ static void ntb_ivshmem_dma_unmap(void *addr, bool win)
 static int ntb_ivshmem_dma_copy(struct ntb_ivshmem_dma *e,
 				struct ntb_ivshmem_dma_desc *d)
 {
-	phys_addr_t dst = dma_to_phys(e->dma.dev, d->dst);
-	phys_addr_t src = dma_to_phys(e->dma.dev, d->src);
+	/* The identity mappings of ntb_ivshmem_dma_map_ops. */
+	phys_addr_t dst = d->dst;
+	phys_addr_t src = d->src;
 	int dst_win = ntb_ivshmem_dma_reach(e, dst, d->len);
 	int src_win = ntb_ivshmem_dma_reach(e, src, d->len);
 	size_t done, n;
@@ -946,10 +955,6 @@ static int ntb_ivshmem_dma_probe(struct ntb_ivshmem *ndev, struct pci_dev *pdev)
 	struct dma_device *dma;
 	int rc;
 
-	if (get_dma_ops(dev)) {
-		dev_warn(dev, "no emulated DMA engine: it needs direct DMA mapping, not an IOMMU\n");
-		return 0;
-	}
 	/* The peer's RAM BAR and the guest's RAM may lie above 4 GiB. */
 	rc = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
 	if (rc)
@@ -1111,9 +1116,97 @@ static void ntb_ivshmem_stop_work(void *data)
 	disable_delayed_work_sync(&ndev->link_work);
 }
 
-static void ntb_ivshmem_release_pool(void *data)
+/*
+ * DMA mapping of the port's PCI function, on which clients allocate their
+ * inbound window buffers and the emulated engine's clients map theirs.
+ * The peer reaches only the fixed windows, so coherent allocations come
+ * from the local region, aligned to their size (see "Memory windows"
+ * above). Nothing translates the function's bus addresses (probe refuses
+ * an IOMMU): a streaming mapping is the physical address.
+ */
+static struct gen_pool *ntb_ivshmem_pool(struct device *dev)
 {
-	dma_release_coherent_memory(data);
+	struct ntb_ivshmem *ndev = pci_get_drvdata(to_pci_dev(dev));
+
+	return ndev->pool;
+}
+
+static void *ntb_ivshmem_dma_alloc(struct device *dev, size_t size,
+				   dma_addr_t *dma_handle, gfp_t gfp,
+				   unsigned long attrs)
+{
+	return gen_pool_dma_zalloc(ntb_ivshmem_pool(dev), size, dma_handle);
+}
+
+static void ntb_ivshmem_dma_free(struct device *dev, size_t size,
+				 void *vaddr, dma_addr_t dma_handle,
+				 unsigned long attrs)
+{
+	gen_pool_free(ntb_ivshmem_pool(dev), (unsigned long)vaddr, size);
+}
+
+static dma_addr_t ntb_ivshmem_map_phys(struct device *dev, phys_addr_t phys,
+				       size_t size,
+				       enum dma_data_direction dir,
+				       unsigned long attrs)
+{
+	return phys;
+}
+
+static int ntb_ivshmem_map_sg(struct device *dev, struct scatterlist *sgl,
+			      int nents, enum dma_data_direction dir,
+			      unsigned long attrs)
+{
+	struct scatterlist *sg;
+	int i;
+
+	for_each_sg(sgl, sg, nents, i) {
+		sg->dma_address = sg_phys(sg);
+		sg_dma_len(sg) = sg->length;
+	}
+	return nents;
+}
+
+static const struct dma_map_ops ntb_ivshmem_dma_map_ops = {
+	.alloc		= ntb_ivshmem_dma_alloc,
+	.free		= ntb_ivshmem_dma_free,
+	.map_phys	= ntb_ivshmem_map_phys,
+	.map_sg		= ntb_ivshmem_map_sg,
+};
+
+static void ntb_ivshmem_clear_dma_ops(void *data)
+{
+	set_dma_ops(data, NULL);
+}
+
+/* Make the local region the pool of ntb_ivshmem_dma_map_ops. */
+static int ntb_ivshmem_setup_dma(struct ntb_ivshmem *ndev, struct device *dev)
+{
+	resource_size_t size = ndev->mw_count * ndev->mw_size;
+	void *base;
+	int rc;
+
+	if (device_iommu_mapped(dev))
+		return dev_err_probe(dev, -ENODEV,
+				     "behind an IOMMU: the fixed windows need untranslated DMA\n");
+	/* The region is RAM on the host, shared with the peer's QEMU. */
+	base = devm_memremap(dev, ndev->local_base, size, MEMREMAP_WB);
+	if (IS_ERR(base))
+		return PTR_ERR(base);
+	ndev->pool = devm_gen_pool_create(dev, PAGE_SHIFT, dev_to_node(dev),
+					  NULL);
+	if (IS_ERR(ndev->pool))
+		return PTR_ERR(ndev->pool);
+	gen_pool_set_algo(ndev->pool, gen_pool_first_fit_order_align, NULL);
+	rc = gen_pool_add_virt(ndev->pool, (unsigned long)base,
+			       ndev->local_base, size, dev_to_node(dev));
+	if (rc)
+		return rc;
+	set_dma_ops(dev, &ntb_ivshmem_dma_map_ops);
+	if (get_dma_ops(dev) != &ntb_ivshmem_dma_map_ops)
+		return dev_err_probe(dev, -ENODEV,
+				     "the kernel has no per-device DMA ops (ARCH_HAS_DMA_OPS; GART_IOMMU on x86)\n");
+	return devm_add_action_or_reset(dev, ntb_ivshmem_clear_dma_ops, dev);
 }
 
 /* Read and check the layout the server set up; find both regions. */
@@ -1196,6 +1289,8 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 	spin_lock_init(&ndev->lock);
 	INIT_DELAYED_WORK(&ndev->link_work, ntb_ivshmem_link_work);
 	ndev->db_mask = NTB_IVSHMEM_DB_MASK;
+	/* The DMA ops find the pool through it. */
+	pci_set_drvdata(pdev, ndev);
 
 	rc = pcim_enable_device(pdev);
 	if (rc)
@@ -1220,13 +1315,7 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 	if (rc)
 		return rc;
 
-	rc = dma_declare_coherent_memory(dev, ndev->local_base, ndev->local_base,
-					 ndev->mw_count * ndev->mw_size);
-	if (rc) {
-		dev_err(dev, "cannot make the inbound region the DMA pool: %d\n", rc);
-		return rc;
-	}
-	rc = devm_add_action_or_reset(dev, ntb_ivshmem_release_pool, dev);
+	rc = ntb_ivshmem_setup_dma(ndev, dev);
 	if (rc)
 		return rc;
 	/*
@@ -1271,7 +1360,6 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 	ndev->ntb.pdev = pdev;
 	ndev->ntb.topo = NTB_TOPO_CROSSLINK;
 	ndev->ntb.ops = &ntb_ivshmem_ops;
-	pci_set_drvdata(pdev, ndev);
 
 	rc = ntb_register_device(&ndev->ntb);
 	if (rc) {
