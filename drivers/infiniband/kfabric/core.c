@@ -449,6 +449,37 @@ int kfi_domain_register(struct kfi_domain *domain)
 EXPORT_SYMBOL_GPL(kfi_domain_register);
 
 /**
+ * kfi_domain_register_private() - make a domain usable by its provider only
+ * @domain: a domain from kfi_domain_alloc() with its attributes filled in
+ *
+ * For a domain that only its provider uses, such as one its tests set up
+ * with no device behind it: objects can be created on it as on a domain
+ * kfi_domain_register() made visible, but discovery never returns it and
+ * clients are not told about it, so no ULP reaches it, and its name need
+ * not be unique. The provider removes it with kfi_domain_unregister()
+ * before it unregisters the fabric.
+ *
+ * Context: process context; may sleep.
+ * Return: 0, -EINVAL for inconsistent attributes, -ENODEV when the fabric
+ * is not registered.
+ */
+int kfi_domain_register_private(struct kfi_domain *domain)
+{
+	if (!kfi_domain_attr_valid(domain))
+		return -EINVAL;
+
+	guard(mutex)(&kfi_lock);
+	if (!domain->fabric->registered)
+		return -ENODEV;
+	mutex_lock(&domain->lock);
+	domain->registered = true;
+	mutex_unlock(&domain->lock);
+	trace_kfi_domain_register(domain);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(kfi_domain_register_private);
+
+/**
  * kfi_domain_unregister() - remove a domain
  * @domain: a registered domain
  *

@@ -13,15 +13,28 @@
  * data. A connection is a channel on each side; each side frees its
  * channel only when the peer's DISCONNECT (or REJECT) says that the peer
  * writes no more into it, or when the link resets, so a late write of an
- * old connection never reaches a new one.
+ * old connection never reaches a new one. A peer that never answers gets
+ * the channel reclaimed after KFN_CLOSE_TIMEOUT: its late descriptors then
+ * fail the sequence check of the next connection.
  */
+#include <linux/ctype.h>
 #include <linux/random.h>
 #include <linux/slab.h>
 
 #include "kfi_ntb.h"
 
 #define KFN_CONNECT_TIMEOUT	(5 * HZ)
-#define KFN_MAX_CONNREQS	64	/* queued for delivery, per link */
+/*
+ * How long a closing channel waits for the peer's DISCONNECT or REJECT.
+ * The peer's worker answers a DISCONNECT as soon as it runs, and a
+ * CONNREQ once its ULP's handler took it, while the link work checks
+ * every second that the peer's session is alive: a peer that is alive
+ * and silent for this long does not answer at all, and would otherwise
+ * pin our channels for good. Far longer than a connection attempt waits
+ * (%KFN_CONNECT_TIMEOUT), so that a slow answer is not taken for one to
+ * a later attempt on the same channel.
+ */
+#define KFN_CLOSE_TIMEOUT	(30 * HZ)
 
 static DEFINE_MUTEX(kfn_cm_mutex);	/* passive endpoints, request delivery */
 static LIST_HEAD(kfn_peps);
@@ -35,14 +48,24 @@ static LIST_HEAD(kfn_peps);
  * @len: its bytes, at most %KFI_CM_DATA_MAX
  *
  * Events are delivered in order by the endpoint's work item, in process
- * context and without any of our locks held.
+ * context and without any of our locks held. They are held in a ring of
+ * the endpoint, which cannot overflow: an event ends a connection attempt
+ * or a connection, and kfn_connect() and kfn_accept() start one only with
+ * room for all its events (kfn_event_room()).
  */
 void kfn_event(struct kfn_ep *kep, enum kfi_cm_event_type type, int status,
 	       const void *data, u32 len)
 {
-	struct kfn_event *e = kzalloc_obj(*e, GFP_KERNEL | __GFP_NOFAIL);
+	struct kfn_event *e;
 	unsigned long flags;
 
+	spin_lock_irqsave(&kep->lock, flags);
+	if (WARN_ON_ONCE(kep->ev_tail - kep->ev_head >= KFN_EP_EVENTS)) {
+		spin_unlock_irqrestore(&kep->lock, flags);
+		return;
+	}
+	e = &kep->events[kep->ev_tail % KFN_EP_EVENTS];
+	memset(e, 0, sizeof(*e));
 	e->ev.type = type;
 	e->ev.status = status;
 	len = min_t(u32, len, KFI_CM_DATA_MAX);
@@ -51,10 +74,21 @@ void kfn_event(struct kfn_ep *kep, enum kfi_cm_event_type type, int status,
 		e->ev.private_data = e->data;
 		e->ev.private_data_len = len;
 	}
-	spin_lock_irqsave(&kep->lock, flags);
-	list_add_tail(&e->node, &kep->events);
+	kep->ev_tail++;
 	spin_unlock_irqrestore(&kep->lock, flags);
 	queue_work(kfn_wq, &kep->cm_work);
+}
+
+/* May a connection attempt start: is there room for all its events? */
+static bool kfn_event_room(struct kfn_ep *kep)
+{
+	unsigned long flags;
+	bool room;
+
+	spin_lock_irqsave(&kep->lock, flags);
+	room = KFN_EP_EVENTS - (kep->ev_tail - kep->ev_head) >= KFN_CONN_EVENTS;
+	spin_unlock_irqrestore(&kep->lock, flags);
+	return room;
 }
 
 /**
@@ -68,45 +102,75 @@ void kfn_ep_cm_work(struct work_struct *work)
 
 	for (;;) {
 		spin_lock_irq(&kep->lock);
-		e = list_first_entry_or_null(&kep->events, struct kfn_event, node);
-		if (e)
-			list_del(&e->node);
+		e = kep->ev_head != kep->ev_tail ?
+		    &kep->events[kep->ev_head % KFN_EP_EVENTS] : NULL;
 		spin_unlock_irq(&kep->lock);
 		if (!e)
 			return;
 		kfi_cm_event(&kep->ep, &e->ev);
-		kfree(e);
+		/* The handler is done with the event and its data. */
+		spin_lock_irq(&kep->lock);
+		kep->ev_head++;
+		spin_unlock_irq(&kep->lock);
 	}
 }
 
 /**
  * kfn_ctrl_new() - a control message to queue
+ * @link: the link; its mutex held
  * @type: &enum kfn_ctrl_type
  * @src_chan: our channel
  * @dst_chan: the peer's channel
  *
- * Return: the message, zeroed but for the arguments.
+ * Messages come from the link's pool, which holds as many as a
+ * well-behaved peer lets pile up (see kfn_link_init()); they pile up
+ * while the peer does not consume its control ring. One more means the
+ * peer never will: the link is reset (kfn_link_reset()).
+ *
+ * Return: the message, zeroed but for the arguments; NULL when the link
+ * is down, or being reset.
  */
-struct kfn_ctrl_item *kfn_ctrl_new(u8 type, u32 src_chan, u32 dst_chan)
+struct kfn_ctrl_item *kfn_ctrl_new(struct kfn_link *link, u8 type,
+				   u32 src_chan, u32 dst_chan)
 {
-	struct kfn_ctrl_item *item = kzalloc_obj(*item, GFP_KERNEL | __GFP_NOFAIL);
+	struct kfn_ctrl_item *item;
 
+	lockdep_assert_held(&link->mutex);
+	if (!link->up)
+		return NULL;
+	/* Never fails below ctrl_max, the pool's reserve. */
+	item = link->ctrl_queued < link->ctrl_max ?
+	       mempool_alloc(link->ctrl_pool, GFP_NOWAIT) : NULL;
+	if (!item) {
+		kfn_link_reset(link, KFN_RESET_BACKLOG);
+		return NULL;
+	}
+	link->ctrl_queued++;
+	memset(item, 0, sizeof(*item));
 	item->msg.type = type;
 	item->msg.src_chan = cpu_to_le32(src_chan);
 	item->msg.dst_chan = cpu_to_le32(dst_chan);
 	return item;
 }
 
+static void kfn_ctrl_free(struct kfn_link *link, struct kfn_ctrl_item *item)
+{
+	link->ctrl_queued--;
+	mempool_free(item, link->ctrl_pool);
+}
+
 /**
  * kfn_ctrl_queue() - queue a control message for the peer
  * @link: the link; its mutex held
- * @item: from kfn_ctrl_new(); freed once sent or dropped
+ * @item: from kfn_ctrl_new(), freed once sent or dropped; may be NULL
  */
 void kfn_ctrl_queue(struct kfn_link *link, struct kfn_ctrl_item *item)
 {
 	lockdep_assert_held(&link->mutex);
+	if (!item)
+		return;
 	if (!link->up) {
-		kfree(item);
+		kfn_ctrl_free(link, item);
 		return;
 	}
 	list_add_tail(&item->node, &link->ctrl_q);
@@ -120,9 +184,14 @@ void kfn_ctrl_tx(struct kfn_link *link)
 {
 	struct kfn_hdr *hdr = link->in;
 	struct kfn_ctrl_item *item;
-	struct kfn_ctrl *slot;
+	struct kfn_ctrl __iomem *slot;
 	u32 v;
 
+	/*
+	 * The peer wrote this once done with the slots (mb() in
+	 * kfn_ctrl_rx()); our writes into them depend on it, a control
+	 * dependency, which orders them after this read.
+	 */
 	v = le32_to_cpu(READ_ONCE(hdr->cons));
 	if (v - link->ctrl_acked <= link->ctrl_prod - link->ctrl_acked)
 		link->ctrl_acked = v;
@@ -135,14 +204,18 @@ void kfn_ctrl_tx(struct kfn_link *link)
 		item->msg.session = cpu_to_le32(link->peer_nonce);
 		slot = link->out + sizeof(struct kfn_hdr) +
 		       (link->ctrl_prod % KFN_CTRL_RING) * KFN_CTRL_SIZE;
-		memcpy((void *)slot + sizeof(slot->seq),
-		       (void *)&item->msg + sizeof(slot->seq),
-		       sizeof(item->msg) - sizeof(slot->seq));
-		/* The body before the sequence number that validates it. */
+		memcpy_toio((void __iomem *)slot + sizeof(slot->seq),
+			    (void *)&item->msg + sizeof(slot->seq),
+			    sizeof(item->msg) - sizeof(slot->seq));
+		/*
+		 * The body before the sequence number that validates it:
+		 * iowrite32() alone does not order write-combined stores
+		 * on x86.
+		 */
 		wmb();
-		WRITE_ONCE(slot->seq, cpu_to_le32(++link->ctrl_prod));
+		iowrite32(++link->ctrl_prod, &slot->seq);
 		link->db_pending = true;
-		kfree(item);
+		kfn_ctrl_free(link, item);
 	}
 }
 
@@ -187,11 +260,73 @@ void kfn_chan_free(struct kfn_link *link, int c)
 {
 	struct kfn_chan *chan = &link->chans[c];
 
+	if (chan->state == KFN_CHAN_CLOSING)
+		link->nr_closing--;
 	if (chan->ep)
 		chan->ep->lc = -1;
 	chan->ep = NULL;
 	chan->rc = -1;
 	chan->state = KFN_CHAN_FREE;
+}
+
+/**
+ * kfn_chan_close() - a channel waits for the peer's last word on it
+ * @link: the link; its mutex held
+ * @c: the channel
+ *
+ * The channel stays reserved until the peer's DISCONNECT or REJECT says
+ * that it writes no more into it, or the link resets; at most for
+ * %KFN_CLOSE_TIMEOUT, after which kfn_chan_reap() frees it.
+ */
+void kfn_chan_close(struct kfn_link *link, int c)
+{
+	struct kfn_chan *chan = &link->chans[c];
+
+	if (chan->state == KFN_CHAN_CLOSING)
+		return;
+	chan->state = KFN_CHAN_CLOSING;
+	chan->deadline = jiffies + KFN_CLOSE_TIMEOUT;
+	/* Later channels are due later: only the first sets the time. */
+	if (!link->nr_closing++)
+		link->reap_at = chan->deadline;
+}
+
+/**
+ * kfn_chan_reap() - free the closing channels the peer left unanswered
+ * @link: the link, up; its mutex held
+ *
+ * Called by the data worker, which the link work runs every second while
+ * the link is up. Should the peer still write into a freed channel, its
+ * descriptors do not carry the sequence base of the channel's next
+ * connection, and are ignored.
+ */
+void kfn_chan_reap(struct kfn_link *link)
+{
+	unsigned long now = jiffies;
+	struct kfn_chan *chan;
+	u32 i;
+
+	lockdep_assert_held(&link->mutex);
+	if (!link->nr_closing || time_before(now, link->reap_at))
+		return;
+	link->reap_at = now + KFN_CLOSE_TIMEOUT;
+	for (i = 0; i < link->in_l.nch; i++) {
+		chan = &link->chans[i];
+		if (chan->state != KFN_CHAN_CLOSING)
+			continue;
+		if (time_before(now, chan->deadline)) {
+			if (time_before(chan->deadline, link->reap_at))
+				link->reap_at = chan->deadline;
+			continue;
+		}
+		kfn_chan_free(link, i);
+		link->stats.reclaimed++;
+		/* The fuzzer's link leaves them unanswered on purpose. */
+		if (link->ntb)
+			dev_warn_ratelimited(link->dom.dev,
+					     "kfi_ntb %s: no answer from the peer on channel %u, reclaimed\n",
+					     link->name, i);
+	}
 }
 
 /**
@@ -220,7 +355,8 @@ void kfn_ep_connected(struct kfn_ep *kep, u32 rc, u32 tx_base)
  * kfn_send_disconnect() - tell the peer we write no more to it
  * @kep: a connected endpoint; the link's mutex held
  *
- * Our channel stays reserved until the peer's DISCONNECT arrives.
+ * Our channel stays reserved until the peer's DISCONNECT arrives
+ * (kfn_chan_close()).
  */
 void kfn_send_disconnect(struct kfn_ep *kep)
 {
@@ -229,9 +365,10 @@ void kfn_send_disconnect(struct kfn_ep *kep)
 	lockdep_assert_held(&link->mutex);
 	if (kep->sent_disconnect || kep->rc < 0 || kep->lc < 0)
 		return;
-	kfn_ctrl_queue(link, kfn_ctrl_new(KFN_CTRL_DISCONNECT, kep->lc, kep->rc));
+	kfn_ctrl_queue(link, kfn_ctrl_new(link, KFN_CTRL_DISCONNECT, kep->lc,
+					  kep->rc));
 	kep->sent_disconnect = true;
-	link->chans[kep->lc].state = KFN_CHAN_CLOSING;
+	kfn_chan_close(link, kep->lc);
 }
 
 /**
@@ -250,7 +387,7 @@ void kfn_connect_timeout(struct work_struct *work)
 		/* An answer may still come: the channel waits for it. */
 		chan = &link->chans[kep->lc];
 		chan->ep = NULL;
-		chan->state = KFN_CHAN_CLOSING;
+		kfn_chan_close(link, kep->lc);
 		kep->lc = -1;
 		kfn_set_state(kep, KFN_EP_IDLE);
 		kfn_event(kep, KFI_CM_UNREACHABLE, -ETIMEDOUT, NULL, 0);
@@ -258,19 +395,29 @@ void kfn_connect_timeout(struct work_struct *work)
 	mutex_unlock(&link->mutex);
 }
 
+/*
+ * The peer names itself once per session, with a name that fits, of
+ * printable ASCII characters other than space. Connections go out, and
+ * requests are reported, under that name, so a HELLO that came again,
+ * maybe with another name, would move the node under them: that breaks
+ * the protocol, as a bad name does.
+ */
 static void kfn_rx_hello(struct kfn_link *link, const struct kfn_ctrl *m,
 			 u32 len)
 {
-	char name[KFI_NAME_MAX];
+	u32 i;
 
-	memcpy(name, m->data, min_t(u32, len, sizeof(name) - 1));
-	name[min_t(u32, len, sizeof(name) - 1)] = '\0';
-	if (!name[0]) {
-		link->stats.proto_errors++;
-		return;
-	}
-	strscpy(link->peer_name, name);
+	if (link->named || !len || len >= KFI_NAME_MAX)
+		goto bad;
+	for (i = 0; i < len; i++)
+		if (!isascii(m->data[i]) || !isgraph(m->data[i]))
+			goto bad;
+	memcpy(link->peer_name, m->data, len);
+	link->peer_name[len] = '\0';
 	link->named = true;
+	return;
+bad:
+	kfn_link_reset(link, KFN_RESET_PROTO);
 }
 
 static void kfn_rx_connreq(struct kfn_link *link, const struct kfn_ctrl *m,
@@ -278,17 +425,20 @@ static void kfn_rx_connreq(struct kfn_link *link, const struct kfn_ctrl *m,
 {
 	struct kfn_ctrl_item *item;
 	struct kfn_connreq *cr;
-	u32 n = 0;
 
-	list_for_each_entry(cr, &link->connreqs, node)
-		n++;
-	if (n >= KFN_MAX_CONNREQS || link->dying) {
-		item = kfn_ctrl_new(KFN_CTRL_REJECT, 0, src);
-		item->msg.status = KFN_REJ_BUSY;
-		kfn_ctrl_queue(link, item);
+	/* Never fails below KFN_MAX_CONNREQS, the pool's reserve. */
+	cr = link->nr_connreqs < KFN_MAX_CONNREQS && !link->dying ?
+	     mempool_alloc(link->connreq_pool, GFP_NOWAIT) : NULL;
+	if (!cr) {
+		item = kfn_ctrl_new(link, KFN_CTRL_REJECT, 0, src);
+		if (item) {
+			item->msg.status = KFN_REJ_BUSY;
+			kfn_ctrl_queue(link, item);
+		}
 		return;
 	}
-	cr = kzalloc_obj(*cr, GFP_KERNEL | __GFP_NOFAIL);
+	link->nr_connreqs++;
+	memset(cr, 0, sizeof(*cr));
 	cr->link = link;
 	cr->nonce = link->nonce;
 	cr->port = le32_to_cpu(m->port);
@@ -313,8 +463,9 @@ static void kfn_rx_accept(struct kfn_link *link, const struct kfn_ctrl *m,
 	    le32_to_cpu(m->auth_key) != kep->ep.attr.auth_key) {
 		/* Nobody waits for it any more: close the peer's side. */
 		chan->rc = src;
-		chan->state = KFN_CHAN_CLOSING;
-		kfn_ctrl_queue(link, kfn_ctrl_new(KFN_CTRL_DISCONNECT, dst, src));
+		kfn_chan_close(link, dst);
+		kfn_ctrl_queue(link, kfn_ctrl_new(link, KFN_CTRL_DISCONNECT,
+						  dst, src));
 		if (kep && kep->state == KFN_EP_CONNECTING) {
 			chan->ep = NULL;
 			kep->lc = -1;
@@ -374,6 +525,10 @@ static void kfn_ctrl_one(struct kfn_link *link, const struct kfn_ctrl *m)
 	u32 src = le32_to_cpu(m->src_chan);
 	u32 dst = le32_to_cpu(m->dst_chan);
 
+	if (memchr_inv(m->rsvd, 0, sizeof(m->rsvd))) {
+		kfn_link_reset(link, KFN_RESET_PROTO);
+		return;
+	}
 	if (len > KFI_CM_DATA_MAX)
 		goto bad;
 	switch (m->type) {
@@ -411,18 +566,26 @@ bad:
  */
 void kfn_ctrl_rx(struct kfn_link *link)
 {
-	struct kfn_hdr *hdr;
+	struct kfn_hdr __iomem *hdr;
 	struct kfn_ctrl *slot;
 	struct kfn_ctrl m;
 	int budget;
 
+	if (!kfn_hdr_valid(link->in, link->features & KFN_FEAT_HEARTBEAT)) {
+		kfn_link_reset(link, KFN_RESET_PROTO);
+		return;
+	}
 	for (budget = KFN_CTRL_RING; budget; budget--) {
 		slot = link->in + sizeof(struct kfn_hdr) +
 		       (link->ctrl_cons % KFN_CTRL_RING) * KFN_CTRL_SIZE;
 		if (le32_to_cpu(READ_ONCE(slot->seq)) != link->ctrl_cons + 1)
 			break;
-		/* Pairs with the peer's wmb() before the sequence number. */
-		rmb();
+		/*
+		 * The body before the sequence number, as the peer wrote
+		 * them (wmb() in kfn_ctrl_tx()): they reach our coherent
+		 * buffer through the bridge, as a device's writes do.
+		 */
+		dma_rmb();
 		memcpy(&m, slot, sizeof(m));
 		if (le32_to_cpu(m.seq) != link->ctrl_cons + 1)
 			break;
@@ -432,15 +595,34 @@ void kfn_ctrl_rx(struct kfn_link *link)
 			continue;
 		}
 		kfn_ctrl_one(link, &m);
+		/*
+		 * Reset, by the message or by kfn_ctrl_new(): nothing more
+		 * of this session is read, or written.
+		 */
+		if (link->reset)
+			return;
 	}
 	if (!budget)
 		kfn_kick(link);
 	if (link->ctrl_cons != link->ctrl_cons_pub) {
 		hdr = link->out;
-		WRITE_ONCE(hdr->cons, cpu_to_le32(link->ctrl_cons));
+		/*
+		 * The peer reuses the slots once it reads this: our reads of
+		 * them must be done first. iowrite32() orders only earlier
+		 * writes, and the dma_*() barriers do not order MMIO.
+		 */
+		mb();
+		iowrite32(link->ctrl_cons, &hdr->cons);
 		link->ctrl_cons_pub = link->ctrl_cons;
 		link->db_pending = true;
 	}
+}
+
+static void kfn_connreq_free(struct kfn_link *link, struct kfn_connreq *cr)
+{
+	lockdep_assert_held(&link->mutex);
+	link->nr_connreqs--;
+	mempool_free(cr, link->connreq_pool);
 }
 
 /**
@@ -482,11 +664,11 @@ void kfn_cm_flush(struct kfn_link *link)
 		kfn_chan_free(link, i);
 	list_for_each_entry_safe(item, itmp, &link->ctrl_q, node) {
 		list_del(&item->node);
-		kfree(item);
+		kfn_ctrl_free(link, item);
 	}
 	list_for_each_entry_safe(cr, ctmp, &link->connreqs, node) {
 		list_del(&cr->node);
-		kfree(cr);
+		kfn_connreq_free(link, cr);
 	}
 }
 
@@ -508,8 +690,10 @@ static void kfn_connreq_deliver(struct kfn_link *link, struct kfn_connreq *cr)
 	mutex_unlock(&link->mutex);
 
 	mutex_lock(&kfn_cm_mutex);
+	/* Listeners are real users': none of them hears the fuzzer's link. */
 	list_for_each_entry(kp, &kfn_peps, node) {
-		if (kp->listening && kp->pep.addr.name.port == cr->port &&
+		if (link->ntb && kp->listening &&
+		    kp->pep.addr.name.port == cr->port &&
 		    (!kp->pep.addr.name.node[0] ||
 		     !strcmp(kp->pep.addr.name.node, link->dom.attr.name))) {
 			pep = kp;
@@ -526,8 +710,9 @@ static void kfn_connreq_deliver(struct kfn_link *link, struct kfn_connreq *cr)
 		return;
 
 	mutex_lock(&link->mutex);
-	if (link->up && link->nonce == cr->nonce) {
-		item = kfn_ctrl_new(KFN_CTRL_REJECT, 0, cr->peer_chan);
+	item = link->nonce == cr->nonce ?
+	       kfn_ctrl_new(link, KFN_CTRL_REJECT, 0, cr->peer_chan) : NULL;
+	if (item) {
 		item->msg.status = status;
 		item->msg.len = cpu_to_le16(cr->rej_len);
 		memcpy(item->msg.data, cr->rej, cr->rej_len);
@@ -544,10 +729,12 @@ static void kfn_connreq_deliver(struct kfn_link *link, struct kfn_connreq *cr)
 void kfn_cm_work(struct work_struct *work)
 {
 	struct kfn_link *link = container_of(work, struct kfn_link, cm_work);
-	struct kfn_connreq *cr;
+	struct kfn_connreq *cr = NULL;
 
 	for (;;) {
 		mutex_lock(&link->mutex);
+		if (cr)
+			kfn_connreq_free(link, cr);
 		cr = list_first_entry_or_null(&link->connreqs, struct kfn_connreq,
 					      node);
 		if (cr)
@@ -556,7 +743,6 @@ void kfn_cm_work(struct work_struct *work)
 		if (!cr)
 			return;
 		kfn_connreq_deliver(link, cr);
-		kfree(cr);
 	}
 }
 
@@ -573,6 +759,11 @@ int kfn_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 		ret = -EISCONN;
 		goto out;
 	}
+	/* The handler has yet to take the events of earlier attempts. */
+	if (!kfn_event_room(kep)) {
+		ret = -EAGAIN;
+		goto out;
+	}
 	if (!link->up || !link->named ||
 	    (dest->name.node[0] && strcmp(dest->name.node, link->peer_name))) {
 		kfn_event(kep, KFI_CM_UNREACHABLE, -EHOSTUNREACH, NULL, 0);
@@ -583,7 +774,13 @@ int kfn_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 		kfn_event(kep, KFI_CM_UNREACHABLE, c, NULL, 0);
 		goto out;
 	}
-	item = kfn_ctrl_new(KFN_CTRL_CONNREQ, c, 0);
+	item = kfn_ctrl_new(link, KFN_CTRL_CONNREQ, c, 0);
+	if (!item) {
+		/* The link is being reset. */
+		kfn_chan_free(link, c);
+		kfn_event(kep, KFI_CM_UNREACHABLE, -ENETRESET, NULL, 0);
+		goto out;
+	}
 	item->msg.port = cpu_to_le32(dest->name.port);
 	item->msg.seq_base = cpu_to_le32(kep->rx_base);
 	item->msg.auth_key = cpu_to_le32(ep->attr.auth_key);
@@ -619,13 +816,23 @@ int kfn_accept(struct kfi_ep *ep, struct kfi_connreq *req,
 		ret = -EINVAL;
 		goto out;
 	}
+	if (!kfn_event_room(kep)) {
+		ret = -EAGAIN;
+		goto out;
+	}
 	c = kfn_chan_alloc(link, kep);
 	if (c < 0) {
 		ret = c;
 		goto out;
 	}
+	item = kfn_ctrl_new(link, KFN_CTRL_ACCEPT, c, cr->peer_chan);
+	if (!item) {
+		/* The link is being reset. */
+		kfn_chan_free(link, c);
+		ret = -ENOTCONN;
+		goto out;
+	}
 	kfn_ep_connected(kep, cr->peer_chan, cr->peer_base);
-	item = kfn_ctrl_new(KFN_CTRL_ACCEPT, c, cr->peer_chan);
 	item->msg.seq_base = cpu_to_le32(kep->rx_base);
 	item->msg.auth_key = cpu_to_le32(ep->attr.auth_key);
 	item->msg.len = cpu_to_le16(len);

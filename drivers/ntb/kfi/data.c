@@ -22,6 +22,7 @@
 #include <linux/cpumask.h>
 #include <linux/dma-mapping.h>
 #include <linux/dmaengine.h>
+#include <linux/highmem.h>
 #include <linux/ktime.h>
 #include <linux/random.h>
 #include <linux/slab.h>
@@ -200,9 +201,57 @@ void kfn_ep_flush(struct kfn_ep *kep)
 	kfn_rq_flush(kep);
 }
 
-/* Copy to or from a range of a local memory region. */
+/*
+ * Copy a physically contiguous piece into the outbound window with the
+ * CPU, a page at a time.
+ */
+static void kfn_copy_bv(void __iomem *dst, const struct bio_vec *bv)
+{
+	u32 done = 0, pos, off, n;
+	void *src;
+
+	while (done < bv->bv_len) {
+		pos = bv->bv_offset + done;
+		off = pos & ~PAGE_MASK;
+		n = min_t(u32, bv->bv_len - done, PAGE_SIZE - off);
+		src = kmap_local_page(bv->bv_page + (pos >> PAGE_SHIFT));
+		memcpy_toio(dst + done, src + off, n);
+		kunmap_local(src);
+		done += n;
+	}
+}
+
+/*
+ * Copy bytes @skip.. of a buffer: into it from @src, in our inbound
+ * buffer, or when @src is NULL out of it to @dst, in the outbound window.
+ */
+static int kfn_iov_xfer(const struct kfi_iov *iov, u64 skip, const void *src,
+			void __iomem *dst, u64 len)
+{
+	struct kfi_iov_iter it;
+	struct kfi_iov sub;
+	struct bio_vec bv;
+
+	if (src)
+		return kfi_iov_copy(iov, skip, (void *)src, len, true);
+	if (skip > iov->len || len > iov->len - skip)
+		return -EINVAL;
+	sub = *iov;
+	sub.offset += skip;
+	sub.len = len;
+	if (kfi_iov_iter_init(&it, &sub))
+		return -EINVAL;
+	while (kfi_iov_iter_next(&it, &bv, 0)) {
+		kfn_copy_bv(dst, &bv);
+		dst += bv.bv_len;
+	}
+	return it.left ? -EINVAL : 0;
+}
+
+/* Copy into or out of a range of a local memory region, as kfn_iov_xfer(). */
 static int kfn_mr_local_copy(struct kfn_link *link, const struct kfi_iov *iov,
-			     u64 pos, void *buf, u64 len, bool to_iov)
+			     u64 pos, const void *src, void __iomem *dst,
+			     u64 len)
 {
 	struct kfn_mr *km = to_kfn_mr(iov->mr);
 	unsigned long flags;
@@ -215,15 +264,15 @@ static int kfn_mr_local_copy(struct kfn_link *link, const struct kfi_iov *iov,
 		r = km->iov;
 		r.offset += iov->offset;
 		r.len = iov->len;
-		ret = kfi_iov_copy(&r, pos, buf, len, to_iov);
+		ret = kfn_iov_xfer(&r, pos, src, dst, len);
 	}
 	spin_unlock_irqrestore(&link->mr_lock, flags);
 	return ret;
 }
 
-/* Copy between bytes @pos.. of an operation's buffers and @buf. */
+/* Copy bytes @pos.. of an operation's buffers, as kfn_iov_xfer(). */
 static int kfn_op_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
-		       void *buf, u64 len, bool to_iov)
+		       const void *src, void __iomem *dst, u64 len)
 {
 	const struct kfi_iov *iov;
 	u32 i;
@@ -238,12 +287,15 @@ static int kfn_op_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 		}
 		n = min(len, iov->len - pos);
 		if (iov->type == KFI_IOV_MR)
-			ret = kfn_mr_local_copy(link, iov, pos, buf, n, to_iov);
+			ret = kfn_mr_local_copy(link, iov, pos, src, dst, n);
 		else
-			ret = kfi_iov_copy(iov, pos, buf, n, to_iov);
+			ret = kfn_iov_xfer(iov, pos, src, dst, n);
 		if (ret)
 			return -EFAULT;
-		buf += n;
+		if (src)
+			src += n;
+		else
+			dst += n;
 		len -= n;
 		pos = 0;
 	}
@@ -253,11 +305,12 @@ static int kfn_op_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 /*
  * A peer's access to one of our regions: the key is looked up, the range
  * checked and the data copied under mr_lock, the lock under which the
- * mapping changes, so the region cannot be unmapped during the copy.
- * @buf NULL only checks.
+ * mapping changes and the region is erased, so the region can be neither
+ * unmapped nor freed during the copy. A write copies from @src; a read
+ * copies to @dst, or with @dst NULL only checks.
  */
 static int kfn_mr_access(struct kfn_link *link, u64 key, u64 addr, u32 len,
-			 void *buf, bool write)
+			 const void *src, void __iomem *dst)
 {
 	unsigned long flags;
 	struct kfn_mr *km;
@@ -266,11 +319,14 @@ static int kfn_mr_access(struct kfn_link *link, u64 key, u64 addr, u32 len,
 
 	spin_lock_irqsave(&link->mr_lock, flags);
 	km = xa_load(&link->mrs, key >> KFN_MR_GEN_BITS);
+	/* Mapped in an earlier session: not for this peer. */
+	if (km && km->epoch != link->mr_epoch)
+		km = NULL;
 	ret = kfi_mr_check(km ? &km->mr : NULL, key, addr, len,
-			   write ? KFI_ACCESS_REMOTE_WRITE : KFI_ACCESS_REMOTE_READ,
+			   src ? KFI_ACCESS_REMOTE_WRITE : KFI_ACCESS_REMOTE_READ,
 			   &off);
-	if (!ret && buf && len)
-		ret = kfi_iov_copy(&km->iov, off, buf, len, write) ? -EACCES : 0;
+	if (!ret && (src || dst) && len)
+		ret = kfn_iov_xfer(&km->iov, off, src, dst, len) ? -EACCES : 0;
 	spin_unlock_irqrestore(&link->mr_lock, flags);
 	return ret;
 }
@@ -284,7 +340,8 @@ static int kfn_remote_inv(struct kfn_link *link, u64 key)
 
 	spin_lock_irqsave(&link->mr_lock, flags);
 	km = xa_load(&link->mrs, key >> KFN_MR_GEN_BITS);
-	if (km && km->mr.key == key && km->mr.length) {
+	if (km && km->mr.key == key && km->mr.length &&
+	    km->epoch == link->mr_epoch) {
 		km->mr.length = 0;
 		km->mr.access = 0;
 		ret = 0;
@@ -387,7 +444,7 @@ static int kfn_rx_send(struct kfn_ep *kep, const struct kfn_desc *d,
 		kfn_rq_complete(kep, -EMSGSIZE, 0);
 		return -EMSGSIZE;
 	}
-	if (len && kfn_op_copy(kep->link, rop, rop->pos, (void *)src, len, true)) {
+	if (len && kfn_op_copy(kep->link, rop, rop->pos, src, NULL, len)) {
 		kep->rx_msg = false;
 		kfn_rq_complete(kep, -EFAULT, 0);
 		return -EREMOTEIO;
@@ -427,7 +484,7 @@ static int kfn_rx_write(struct kfn_ep *kep, const struct kfn_desc *d,
 			return 1;
 	}
 	if (kfn_mr_access(kep->link, le64_to_cpu(d->key), le64_to_cpu(d->addr),
-			  len, (void *)src, true))
+			  len, src, NULL))
 		return -EACCES;
 	if (imm) {
 		rop->wc_flags = KFI_WC_IMM | KFI_WC_RDMA_WRITE;
@@ -449,7 +506,7 @@ static int kfn_rx_read_req(struct kfn_ep *kep, const struct kfn_desc *d)
 		return 1;
 	if (len > kep->link->dom.attr.max_rma_size ||
 	    kfn_mr_access(kep->link, le64_to_cpu(d->key), le64_to_cpu(d->addr),
-			  len, NULL, false))
+			  len, NULL, NULL))
 		return -EACCES;
 	job = &kep->rd[kep->rd_tail++ % KFN_RING];
 	job->key = le64_to_cpu(d->key);
@@ -477,7 +534,7 @@ static int kfn_rx_read_resp(struct kfn_ep *kep, const struct kfn_desc *d,
 	}
 	if (le32_to_cpu(d->off) != op->pos || len > op->len - op->pos)
 		return -EPROTO;
-	if (len && kfn_op_copy(kep->link, op, op->pos, (void *)src, len, true)) {
+	if (len && kfn_op_copy(kep->link, op, op->pos, src, NULL, len)) {
 		op->status = -EFAULT;
 		op->done = true;
 		return -ECANCELED;
@@ -520,6 +577,9 @@ static int kfn_rx_desc(struct kfn_ep *kep, const struct kfn_desc *d,
 	const struct kfn_layout *l = &kep->link->in_l;
 	u32 len = le32_to_cpu(d->len), off = le32_to_cpu(d->stage_off);
 
+	if (d->rsvd0 || (d->flags & ~KFN_DF_ALL) ||
+	    memchr_inv(d->rsvd, 0, sizeof(d->rsvd)))
+		return -EPROTO;
 	switch (d->type) {
 	case KFN_D_SEND:
 	case KFN_D_WRITE:
@@ -556,8 +616,11 @@ static u32 kfn_desc_payload(const struct kfn_desc *d)
 /* Ring the peer's doorbell now for what we wrote into its buffer. */
 static void kfn_db_ring(struct kfn_link *link)
 {
-	if (link->ntb && link->up)
+	if (link->ntb && link->up) {
+		/* Write-combined stores into the window may still be buffered. */
+		wmb();
 		ntb_peer_db_set(link->ntb, KFN_DB_BIT);
+	}
 	link->db_pending = false;
 }
 
@@ -601,8 +664,12 @@ static int kfn_rx(struct kfn_ep *kep, bool *more)
 		if (le32_to_cpu(READ_ONCE(slot->seq)) != seq &&
 		    !kfn_rx_wait(kep, slot, seq))
 			return 0;
-		/* The body was written before the sequence number. */
-		rmb();
+		/*
+		 * The peer wrote the body and the payload before the
+		 * sequence number (wmb() in kfn_tx_desc()); they reach our
+		 * coherent buffer through the bridge, as a device's writes do.
+		 */
+		dma_rmb();
 		memcpy(&d, slot, sizeof(d));
 		if (le32_to_cpu(d.seq) != seq)
 			return 0;
@@ -668,7 +735,7 @@ static u32 kfn_stage_alloc(struct kfn_ep *kep, u32 want, u32 *off, u32 *cost)
 	return n;
 }
 
-static void *kfn_out_stage(struct kfn_ep *kep, u32 off)
+static void __iomem *kfn_out_stage(struct kfn_ep *kep, u32 off)
 {
 	return kfn_out_chan(kep->link, kep->rc) + KFN_CHAN_HDR + off;
 }
@@ -680,15 +747,18 @@ static void *kfn_out_stage(struct kfn_ep *kep, u32 off)
  */
 static void kfn_tx_desc(struct kfn_ep *kep, struct kfn_desc *d, u32 cost)
 {
-	struct kfn_desc *slot = kfn_out_chan(kep->link, kep->rc) +
-				sizeof(struct kfn_hdr);
+	struct kfn_desc __iomem *slot = kfn_out_chan(kep->link, kep->rc) +
+					sizeof(struct kfn_hdr);
 
 	slot += kep->tx_prod % KFN_RING;
-	memcpy((void *)slot + sizeof(d->seq), (void *)d + sizeof(d->seq),
-	       sizeof(*d) - sizeof(d->seq));
-	/* Payload and body before the sequence number that validates them. */
+	memcpy_toio((void __iomem *)slot + sizeof(d->seq),
+		    (void *)d + sizeof(d->seq), sizeof(*d) - sizeof(d->seq));
+	/*
+	 * Payload and body before the sequence number that validates them:
+	 * iowrite32() alone does not order write-combined stores on x86.
+	 */
 	wmb();
-	WRITE_ONCE(slot->seq, cpu_to_le32(kep->tx_base + kep->tx_prod + 1));
+	iowrite32(kep->tx_base + kep->tx_prod + 1, &slot->seq);
 	kep->stage_cost[kep->tx_prod % KFN_RING] = cost;
 	kep->tx_prod++;
 	kep->link->db_pending = true;
@@ -727,7 +797,7 @@ static void kfn_dma_done(void *arg, const struct dmaengine_result *res)
  * -EIO when the engine failed it, so the caller copies with the CPU.
  */
 static int kfn_dma_copy(struct kfn_link *link, const struct bio_vec *bv,
-			void *dst)
+			void __iomem *dst)
 {
 	struct dma_chan *chan = link->dma;
 	struct device *dev = chan->device->dev;
@@ -772,28 +842,13 @@ unmap_src:
 	return ret;
 }
 
-/* Copy a physically contiguous piece with the CPU, a page at a time. */
-static void kfn_copy_bv(void *dst, const struct bio_vec *bv)
-{
-	u32 done = 0, pos, off, n;
-
-	while (done < bv->bv_len) {
-		pos = bv->bv_offset + done;
-		off = pos & ~PAGE_MASK;
-		n = min_t(u32, bv->bv_len - done, PAGE_SIZE - off);
-		memcpy_from_page(dst + done, bv->bv_page + (pos >> PAGE_SHIFT),
-				 off, n);
-		done += n;
-	}
-}
-
 /*
  * Gather bytes @pos.. of @op into the outbound window at @dst: large
  * pieces of kvec and bio_vec buffers with the DMA engine, when the link
  * has one, the rest with the CPU.
  */
 static int kfn_tx_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
-		       void *dst, u32 len)
+		       void __iomem *dst, u32 len)
 {
 	const struct kfi_iov *iov;
 	struct kfi_iov_iter it;
@@ -804,7 +859,7 @@ static int kfn_tx_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 
 	/* dma_map_resource() is for MMIO, not for a window onto RAM. */
 	if (!link->dma || link->out_ram || len < KFN_DMA_MIN)
-		return kfn_op_copy(link, op, pos, dst, len, false);
+		return kfn_op_copy(link, op, pos, NULL, dst, len);
 	for (i = 0; i < op->niov && len; i++) {
 		iov = &op->iov[i];
 		if (pos >= iov->len) {
@@ -813,7 +868,7 @@ static int kfn_tx_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 		}
 		n = min_t(u64, len, iov->len - pos);
 		if (iov->type == KFI_IOV_MR) {
-			if (kfn_op_copy(link, op, pos, dst, n, false))
+			if (kfn_op_copy(link, op, pos, NULL, dst, n))
 				return -EFAULT;
 			dst += n;
 			goto next;
@@ -952,8 +1007,8 @@ static int kfn_tx_reads(struct kfn_ep *kep, u32 *budget)
 					return 0;
 				/* Checked again: the region may be gone. */
 				if (kfn_mr_access(kep->link, job->key,
-						  job->addr + job->pos, n,
-						  kfn_out_stage(kep, off), false)) {
+						  job->addr + job->pos, n, NULL,
+						  kfn_out_stage(kep, off))) {
 					status = KFN_ST_ACCESS;
 					n = 0;
 				}
@@ -1019,13 +1074,20 @@ static int kfn_tx(struct kfn_ep *kep, bool *more)
 /* Tell the peer how far we consumed its descriptors. */
 static void kfn_publish_cons(struct kfn_ep *kep)
 {
-	struct kfn_hdr *hdr;
+	struct kfn_hdr __iomem *hdr;
 
 	if (kep->rx_cons == kep->rx_cons_pub || kep->sent_disconnect ||
 	    kep->rc < 0)
 		return;
 	hdr = kfn_out_chan(kep->link, kep->rc);
-	WRITE_ONCE(hdr->cons, cpu_to_le32(kep->rx_cons));
+	/*
+	 * The peer reuses the ring slots and the staging area we consumed
+	 * once it reads this: our reads of them must be done first.
+	 * iowrite32() orders only earlier writes, and the dma_*() barriers
+	 * do not order MMIO.
+	 */
+	mb();
+	iowrite32(kep->rx_cons, &hdr->cons);
 	kep->rx_cons_pub = kep->rx_cons;
 	kep->link->db_pending = true;
 }
@@ -1073,7 +1135,14 @@ bool kfn_ep_process(struct kfn_ep *kep)
 	lockdep_assert_held(&link->mutex);
 	if (kfn_state(kep) == KFN_EP_CONNECTED && link->up && kep->lc >= 0 &&
 	    kep->rc >= 0) {
+		/*
+		 * Written by the peer once done with the slots (mb() in
+		 * kfn_publish_cons()); our writes into them depend on it, a
+		 * control dependency, which orders them after this read.
+		 */
 		ret = kfn_ack(kep, le32_to_cpu(READ_ONCE(kfn_in_hdr(kep)->cons)));
+		if (!ret && !kfn_hdr_valid(kfn_in_hdr(kep), false))
+			ret = -EPROTO;
 		if (!ret)
 			ret = kfn_rx(kep, &more);
 		/* Acknowledgements go out before any NAK or read data. */
@@ -1106,8 +1175,16 @@ bool kfn_link_process(struct kfn_link *link)
 	bool more = false;
 
 	lockdep_assert_held(&link->mutex);
-	if (link->up)
+	if (link->up) {
+		/* The link worker ends the session. */
+		if (kfn_link_stale(link))
+			return false;
+		kfn_chan_reap(link);
 		kfn_ctrl_rx(link);
+		/* Reset (kfn_link_reset()): the same. */
+		if (link->reset)
+			return false;
+	}
 	list_for_each_entry(kep, &link->eps, node)
 		more |= kfn_ep_process(kep);
 	if (link->up)
@@ -1173,7 +1250,6 @@ int kfn_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 		kep->rq[i].iov = iov;
 		kep->rq[i].opcode = KFI_WC_RECV;
 	}
-	INIT_LIST_HEAD(&kep->events);
 	INIT_WORK(&kep->cm_work, kfn_ep_cm_work);
 	INIT_DELAYED_WORK(&kep->connect_to, kfn_connect_timeout);
 	ep->src_addr.format = KFI_ADDR_NAME;
@@ -1203,7 +1279,7 @@ void kfn_ep_drain(struct kfi_ep *ep)
 		/* Reused once the peer answered (or the link reset). */
 		chan = &link->chans[kep->lc];
 		chan->ep = NULL;
-		chan->state = KFN_CHAN_CLOSING;
+		kfn_chan_close(link, kep->lc);
 		kep->lc = -1;
 	}
 	kfn_set_state(kep, KFN_EP_DEAD);
@@ -1220,11 +1296,8 @@ void kfn_ep_drain(struct kfi_ep *ep)
 void kfn_ep_destroy(struct kfi_ep *ep)
 {
 	struct kfn_ep *kep = to_kfn_ep(ep);
-	struct kfn_event *e, *tmp;
 
 	cancel_work_sync(&kep->cm_work);
-	list_for_each_entry_safe(e, tmp, &kep->events, node)
-		kfree(e);
 	kvfree(kep->sq);
 	kvfree(kep->rq);
 	kvfree(kep->iovs);
@@ -1385,8 +1458,8 @@ int kfn_mr_create(struct kfi_mr *mr)
 
 	/* A random start makes keys of a fresh region hard to guess. */
 	km->gen = get_random_u32();
-	return xa_alloc(&link->mrs, &km->index, km, XA_LIMIT(1, KFN_MR_INDEX_MAX),
-			GFP_KERNEL);
+	return xa_alloc_irq(&link->mrs, &km->index, km,
+			    XA_LIMIT(1, KFN_MR_INDEX_MAX), GFP_KERNEL);
 }
 
 void kfn_mr_destroy(struct kfi_mr *mr)
@@ -1394,12 +1467,18 @@ void kfn_mr_destroy(struct kfi_mr *mr)
 	struct kfn_link *link = to_kfn_link(mr->domain);
 	struct kfn_mr *km = to_kfn_mr(mr);
 
-	/* No access after this, and none runs: both under mr_lock. */
+	/*
+	 * The peer's accesses look the key up and use the region they find
+	 * under mr_lock (kfn_mr_access(), kfn_remote_inv()), and the core
+	 * frees the region as soon as we return: erase it under mr_lock
+	 * too, so that no access can still hold it then. The xarray's lock
+	 * nests inside, which is why the xarray takes it with interrupts off.
+	 */
 	spin_lock_irq(&link->mr_lock);
 	mr->length = 0;
 	mr->access = 0;
-	spin_unlock_irq(&link->mr_lock);
 	xa_erase(&link->mrs, km->index);
+	spin_unlock_irq(&link->mr_lock);
 }
 
 /* A send queue slot that completes a mapping change in order. */
@@ -1428,9 +1507,12 @@ static int kfn_mr_op(struct kfn_ep *kep, struct kfi_mr *mr,
 		ret = -EBUSY;
 	} else if (iov) {
 		km->iov = *iov;
-		km->gen = (km->gen + 1) & KFN_MR_GEN_MASK;
+		/* Neither the key nor the address follows from the last. */
+		km->gen += 1 + get_random_u32_below(KFN_MR_GEN_STEP);
+		km->gen &= KFN_MR_GEN_MASK;
+		km->epoch = link->mr_epoch;
 		mr->key = km->index << KFN_MR_GEN_BITS | km->gen;
-		mr->addr = (u64)km->index << 40;
+		mr->addr = get_random_u64() & KFN_MR_ADDR_MASK;
 		mr->length = iov->len;
 		mr->access = access;
 	} else {

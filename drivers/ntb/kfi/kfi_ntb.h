@@ -14,6 +14,8 @@
 #define _KFI_NTB_H
 
 #include <linux/bits.h>
+#include <linux/log2.h>
+#include <linux/mempool.h>
 #include <linux/mutex.h>
 #include <linux/ntb.h>
 #include <linux/spinlock.h>
@@ -21,16 +23,31 @@
 #include <linux/xarray.h>
 #include <rdma/kfi/provider.h>
 
-#define KFN_MAGIC		0x6b664e00	/* "kfN", low byte: version */
-#define KFN_VERSION		1
+/*
+ * The magic scratchpad: "kf" above the range of protocol versions its
+ * writer speaks. A link speaks the highest version both sides speak, with
+ * the features both have; a peer with no version in common is refused.
+ * A new version may change anything but this scratchpad; what a version
+ * only adds, which the other side may ignore, is a feature.
+ */
+#define KFN_MAGIC		0x6b660000	/* "kf" */
+#define KFN_MAGIC_MASK		GENMASK(31, 16)
+#define KFN_MAGIC_VER_MAX	GENMASK(15, 8)
+#define KFN_MAGIC_VER_MIN	GENMASK(7, 0)
+#define KFN_VERSION_MIN		1	/* the versions we speak */
+#define KFN_VERSION_MAX		1
+#define KFN_FEAT_HEARTBEAT	BIT(0)	/* &kfn_hdr.beat */
+/* The features we have. */
+#define KFN_FEATURES		KFN_FEAT_HEARTBEAT
 
 /* Scratchpads each side writes into its peer's: the link handshake. */
 enum kfn_spad {
-	KFN_SPAD_MAGIC,		/* KFN_MAGIC | KFN_VERSION, 0 when gone */
+	KFN_SPAD_MAGIC,		/* KFN_MAGIC and versions, 0 when gone */
 	KFN_SPAD_SIZE,		/* bytes of the writer's inbound buffer */
 	KFN_SPAD_NCH,		/* channels in it */
 	KFN_SPAD_NONCE,		/* the writer's session, never 0 */
 	KFN_SPAD_ACK,		/* the reader's session, as the writer saw it */
+	KFN_SPAD_FEATURES,	/* the writer's features */
 	KFN_NR_SPADS,
 };
 
@@ -44,6 +61,14 @@ enum kfn_spad {
 #define KFN_CHAN_HDR		SZ_8K	/* channel header and ring */
 #define KFN_MIN_CHAN		SZ_16K
 #define KFN_MAX_CHANNELS	256
+#define KFN_MAX_CONNREQS	64	/* the peer's, queued for delivery */
+/*
+ * Connection events an endpoint holds for its handler, at most. A
+ * connect() or an accept() brings two at most (the outcome, then the
+ * disconnection), and is refused unless there is room for both.
+ */
+#define KFN_EP_EVENTS		4
+#define KFN_CONN_EVENTS		2
 /*
  * Payload per descriptor, at most (and a quarter of the staging area).
  * Each piece costs a descriptor, a doorbell and a wake-up of the peer's
@@ -54,25 +79,49 @@ enum kfn_spad {
 #define KFN_MAX_CHUNK		SZ_128K
 /*
  * Memory region keys are 32 bits, the size of the keys in NVMe keyed SGL
- * data blocks and of RDMA rkeys: a region's index above a generation that
- * changes with every mapping, so a key is only reused after that many
- * mappings of the same region.
+ * data blocks and of RDMA rkeys: a region's index above a generation. The
+ * generation starts at a random value and advances by a random step of 1
+ * to KFN_MR_GEN_STEP with every mapping, so a peer that saw a key of a
+ * region cannot tell the next one, and a key comes back only after
+ * BIT(KFN_MR_GEN_BITS) / KFN_MR_GEN_STEP mappings of the region at the
+ * earliest. The address of a mapping is random as well (KFN_MR_ADDR_MASK,
+ * above the largest mapping, so that no address in it wraps around), so a
+ * peer has to be given both.
  */
 #define KFN_MR_GEN_BITS		12
 #define KFN_MR_GEN_MASK		GENMASK(KFN_MR_GEN_BITS - 1, 0)
+#define KFN_MR_GEN_STEP		16
 #define KFN_MR_INDEX_MAX	GENMASK(31 - KFN_MR_GEN_BITS, 0)
+#define KFN_MR_MAX_SIZE		SZ_1G
+#define KFN_MR_ADDR_MASK	GENMASK_ULL(62, ilog2(KFN_MR_MAX_SIZE))
+
+/*
+ * Reserved fields and flags of the wire structures are written as zero
+ * and checked on receipt, so that a later version or feature can give
+ * them a meaning.
+ */
 
 /**
  * struct kfn_hdr - the header of the control area or of a channel
  * @cons: how many of the reader's messages or descriptors the writer of
  *	this header has consumed from the reader's buffer; the reader's
  *	send credits
+ * @beat: control area, with %KFN_FEAT_HEARTBEAT: the writer's heartbeat,
+ *	which its link worker counts up every second; zero otherwise
  * @rsvd: zero
  */
 struct kfn_hdr {
 	__le32 cons;
-	__le32 rsvd[15];
+	__le32 beat;
+	__le32 rsvd[14];
 };
+
+/* Reserved words are zero, and so is @hdr->beat unless it may beat. */
+static inline bool kfn_hdr_valid(const struct kfn_hdr *hdr, bool beat)
+{
+	return (beat || !hdr->beat) &&
+	       !memchr_inv(hdr->rsvd, 0, sizeof(hdr->rsvd));
+}
 
 /* Control message types. */
 enum kfn_ctrl_type {
@@ -137,6 +186,7 @@ enum kfn_desc_type {
 #define KFN_DF_LAST		BIT(1)	/* last chunk of a send, write, read */
 #define KFN_DF_IMM		BIT(2)	/* @imm is valid (with LAST) */
 #define KFN_DF_INV		BIT(3)	/* invalidate @inv_key (send, LAST) */
+#define KFN_DF_ALL		GENMASK(3, 0)
 
 /* Status codes on the wire (NAK, READ_RESP). */
 enum kfn_status {
@@ -214,11 +264,13 @@ enum kfn_chan_state {
  * @ep: the endpoint receiving on it, when bound
  * @state: &enum kfn_chan_state
  * @rc: the peer's channel of the connection, -1 before it is known
+ * @deadline: closing: when it is reclaimed without the peer's answer
  */
 struct kfn_chan {
 	struct kfn_ep *ep;
 	u8 state;
 	int rc;
+	unsigned long deadline;
 };
 
 /**
@@ -232,31 +284,52 @@ struct kfn_chan {
  * @in: inbound buffer, written by the peer
  * @in_dma: its DMA address
  * @in_l: its layout
- * @out: the outbound window, mapped while the link is up
+ * @out: the outbound window, mapped while the link is up; MMIO, or RAM
+ *	behind a software bridge, written with the io accessors either way
  * @out_phys: its physical address
  * @out_max: its size
  * @out_ram: the window is RAM (a software bridge), not a BAR
  * @out_l: the layout of the peer's buffer behind it
  * @chans: one per channel of @in
+ * @nr_closing: of them, closing
+ * @reap_at: when the first closing one is due for kfn_chan_reap()
  * @up: handshake done; data may flow
+ * @gen: the link's generation: link events that found the link down
+ * @session_gen: @gen when our session was published
  * @nonce: our session
  * @peer_nonce: the peer's session
+ * @peer_magic: the peer's magic scratchpad in that session
+ * @version: the protocol version of the session
+ * @features: the features of the session, ours and the peer's
  * @acked: we acknowledged @peer_nonce
- * @named: the peer's name arrived
+ * @named: the peer's name arrived, in its one HELLO of the session
+ * @reset: kfn_link_reset() was called: nothing more is read or written
+ *	until @link_work has started a new session
  * @peer_name: the peer's domain name
+ * @beat: our heartbeat
+ * @peer_beat: the peer's heartbeat, as last seen
+ * @peer_beat_at: when it last changed, in jiffies
  * @ctrl_cons: control messages consumed
  * @ctrl_cons_pub: @ctrl_cons as last told to the peer
  * @ctrl_prod: control messages sent
  * @ctrl_acked: control messages the peer consumed
  * @ctrl_q: control messages waiting for room (&kfn_ctrl_item)
+ * @ctrl_pool: the messages, @ctrl_max of them reserved
+ * @ctrl_queued: messages taken from @ctrl_pool
+ * @ctrl_max: the most messages a well-behaved peer lets pile up
  * @connreqs: requests waiting for @cm_work (&kfn_connreq)
+ * @connreq_pool: the requests, %KFN_MAX_CONNREQS of them reserved
+ * @nr_connreqs: requests taken from @connreq_pool
  * @db_pending: the peer must be told about what we wrote
  * @dying: the device is going away
  * @data_work: processes the rings
  * @cm_work: delivers connection requests
  * @link_work: the handshake; polls while the link is up
- * @mr_lock: memory region mappings (&kfi_mr fields and @mrs lookups)
- * @mrs: memory regions by key index
+ * @mr_lock: memory region mappings (&kfi_mr fields), and @mrs lookups
+ *	with the use of what they find
+ * @mrs: memory regions by key index; a region leaves it under @mr_lock
+ * @mr_epoch: changes when a session ends, under @mr_lock: keys of
+ *	mappings made before give no access (&kfn_mr.epoch)
  * @dma: DMA engine channel for outbound copies, or NULL
  * @debugfs: our directory
  * @stats: counters shown in debugfs
@@ -271,26 +344,42 @@ struct kfn_link {
 	void *in;
 	dma_addr_t in_dma;
 	struct kfn_layout in_l;
-	void *out;
+	void __iomem *out;
 	phys_addr_t out_phys;
 	resource_size_t out_max;
 	bool out_ram;
 	struct kfn_layout out_l;
 	struct kfn_chan *chans;
+	u32 nr_closing;
+	unsigned long reap_at;
 
 	bool up;
+	atomic_t gen;
+	u32 session_gen;
 	u32 nonce;
 	u32 peer_nonce;
+	u32 peer_magic;
+	u8 version;
+	u32 features;
 	bool acked;
 	bool named;
+	bool reset;
 	char peer_name[KFI_NAME_MAX];
+	u32 beat;
+	u32 peer_beat;
+	unsigned long peer_beat_at;
 
 	u32 ctrl_cons;
 	u32 ctrl_cons_pub;
 	u32 ctrl_prod;
 	u32 ctrl_acked;
 	struct list_head ctrl_q;
+	mempool_t *ctrl_pool;
+	u32 ctrl_queued;
+	u32 ctrl_max;
 	struct list_head connreqs;
+	mempool_t *connreq_pool;
+	u32 nr_connreqs;
 	bool db_pending;
 	bool dying;
 
@@ -300,6 +389,7 @@ struct kfn_link {
 
 	spinlock_t mr_lock;		/* region mappings and lookups */
 	struct xarray mrs;
+	u32 mr_epoch;
 	struct dma_chan *dma;
 	struct dentry *debugfs;
 	struct {
@@ -309,7 +399,14 @@ struct kfn_link {
 		u64 link_downs;
 		u64 dma_copies;
 		u64 dma_errors;
+		u64 resets;
+		u64 reclaimed;
 	} stats;
+};
+
+struct kfn_event {
+	struct kfi_cm_event ev;
+	u8 data[KFI_CM_DATA_MAX];
 };
 
 enum kfn_ep_state {
@@ -421,7 +518,9 @@ struct kfn_rd_job {
  * @rd_head: oldest of @rd
  * @rd_tail: next free of @rd
  * @sent_disconnect: the peer has our DISCONNECT; we write no more
- * @events: connection events to deliver (&kfn_event)
+ * @events: connection events to deliver, a ring
+ * @ev_head: oldest of @events, freed once its handler returned
+ * @ev_tail: next free of @events
  * @cm_work: delivers them
  * @connect_to: gives up connecting
  */
@@ -464,7 +563,9 @@ struct kfn_ep {
 	u32 rd_tail;
 	bool sent_disconnect;
 
-	struct list_head events;
+	struct kfn_event events[KFN_EP_EVENTS];
+	u32 ev_head;
+	u32 ev_tail;
 	struct work_struct cm_work;
 	struct delayed_work connect_to;
 };
@@ -510,17 +611,12 @@ struct kfn_ctrl_item {
 	struct kfn_ctrl msg;
 };
 
-struct kfn_event {
-	struct list_head node;
-	struct kfi_cm_event ev;
-	u8 data[KFI_CM_DATA_MAX];
-};
-
 struct kfn_mr {
 	struct kfi_mr mr;
 	struct kfi_iov iov;		/* the mapping */
 	u32 index;
 	u32 gen;
+	u32 epoch;			/* &kfn_link.mr_epoch when mapped */
 };
 
 static inline struct kfn_link *to_kfn_link(struct kfi_domain *d)
@@ -543,6 +639,18 @@ static inline struct kfn_pep *to_kfn_pep(struct kfi_pep *pep)
 	return container_of(pep, struct kfn_pep, pep);
 }
 
+/*
+ * The session is over, though the link worker has not ended it yet: it
+ * was reset (kfn_link_reset(): the peer broke the protocol, or let what
+ * we owe it pile up), or a link event found the link down since the
+ * session began, and writes of either side may have been lost even if the
+ * link is up again. Nothing more is read or written in it.
+ */
+static inline bool kfn_link_stale(struct kfn_link *link)
+{
+	return link->reset || atomic_read(&link->gen) != link->session_gen;
+}
+
 /* Our channel @c: header, ring and staging area. */
 static inline void *kfn_in_chan(struct kfn_link *link, u32 c)
 {
@@ -550,20 +658,30 @@ static inline void *kfn_in_chan(struct kfn_link *link, u32 c)
 }
 
 /* The peer's channel @c, through the outbound window. */
-static inline void *kfn_out_chan(struct kfn_link *link, u32 c)
+static inline void __iomem *kfn_out_chan(struct kfn_link *link, u32 c)
 {
 	return link->out + KFN_CTRL_AREA + (size_t)c * link->out_l.chan_size;
 }
 
 extern struct kfi_fabric kfn_fabric;
 extern struct workqueue_struct *kfn_wq;
+extern struct kmem_cache *kfn_ctrl_cache;
+extern struct kmem_cache *kfn_connreq_cache;
 extern unsigned int kfn_poll_us;
+
+/* Why kfn_link_reset() ends a session. */
+enum kfn_reset_why {
+	KFN_RESET_PROTO,	/* the peer broke the link protocol */
+	KFN_RESET_BACKLOG,	/* it lets what we owe it pile up */
+};
 
 /* main.c */
 int kfn_layout_init(struct kfn_layout *l, u32 size, u32 nch);
-void kfn_link_init(struct kfn_link *link);
+int kfn_link_init(struct kfn_link *link, u32 nch);
 void kfn_fill_attr(struct kfn_link *link);
 void kfn_kick(struct kfn_link *link);
+void kfn_link_reset(struct kfn_link *link, enum kfn_reset_why why);
+void kfn_session_end(struct kfn_link *link);
 
 /* cm.c */
 void kfn_event(struct kfn_ep *kep, enum kfi_cm_event_type type, int status,
@@ -571,12 +689,15 @@ void kfn_event(struct kfn_ep *kep, enum kfi_cm_event_type type, int status,
 void kfn_cm_work(struct work_struct *work);
 void kfn_ep_cm_work(struct work_struct *work);
 void kfn_ctrl_queue(struct kfn_link *link, struct kfn_ctrl_item *item);
-struct kfn_ctrl_item *kfn_ctrl_new(u8 type, u32 src_chan, u32 dst_chan);
+struct kfn_ctrl_item *kfn_ctrl_new(struct kfn_link *link, u8 type,
+				   u32 src_chan, u32 dst_chan);
 void kfn_ctrl_rx(struct kfn_link *link);
 void kfn_ctrl_tx(struct kfn_link *link);
 void kfn_send_disconnect(struct kfn_ep *kep);
 int kfn_chan_alloc(struct kfn_link *link, struct kfn_ep *kep);
 void kfn_chan_free(struct kfn_link *link, int c);
+void kfn_chan_close(struct kfn_link *link, int c);
+void kfn_chan_reap(struct kfn_link *link);
 void kfn_ep_connected(struct kfn_ep *kep, u32 rc, u32 tx_base);
 void kfn_connect_timeout(struct work_struct *work);
 void kfn_cm_flush(struct kfn_link *link);
@@ -616,6 +737,12 @@ int kfn_mr_invalidate(struct kfi_ep *ep, struct kfi_mr *mr,
 		      struct kfi_cqe *cqe, u32 flags);
 
 /* fuzz.c */
-int kfn_fuzz_run(u64 count, u32 seed, struct seq_buf *out);
+#ifdef CONFIG_KFABRIC_NTB_FUZZ
+void kfn_fuzz_init(struct dentry *dir);
+#else
+static inline void kfn_fuzz_init(struct dentry *dir)
+{
+}
+#endif
 
 #endif /* _KFI_NTB_H */

@@ -5,26 +5,29 @@
  *
  * Only the generic NTB API is used: memory window 0 (ntb_mw_set_trans()
  * for our inbound buffer, ntb_peer_mw_get_addr() for the peer's), one
- * doorbell bit in each direction, five scratchpads for the handshake and
- * link events. The handshake publishes our buffer's size, its number of
- * channels and a session number in the peer's scratchpads; each side
- * clears its buffer and acknowledges the peer's session before the peer
- * may write into it. A new session of the peer, or the link going down,
- * ends every connection: endpoints see %KFI_CM_DISCONNECTED and their
- * operations complete with -ECANCELED, and ULPs can connect again once the
- * link is back.
+ * doorbell bit in each direction, six scratchpads for the handshake and
+ * link events. The handshake publishes the protocol versions and features
+ * we have, our buffer's size, its number of channels and a session number
+ * in the peer's scratchpads; each side clears its buffer and acknowledges
+ * the peer's session before the peer may write into it, and both speak
+ * the highest version and the features they have in common. A new session
+ * of the peer, or the link going down, ends every connection: endpoints
+ * see %KFI_CM_DISCONNECTED and their operations complete with -ECANCELED,
+ * and ULPs can connect again once the link is back.
+ * Documentation/kfabric/ntb-wire.rst describes the protocol.
  */
+#include <linux/bitfield.h>
 #include <linux/debugfs.h>
 #include <linux/dmaengine.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
+#include <linux/mempool.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/random.h>
-#include <linux/seq_buf.h>
+#include <linux/sched/mm.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
-#include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 
 #include "kfi_ntb.h"
@@ -46,10 +49,17 @@ module_param_named(poll_us, kfn_poll_us, uint, 0644);
 MODULE_PARM_DESC(poll_us, "Microseconds to wait for the next piece of a transfer in progress before sleeping until the doorbell, with more than one CPU; 0 never waits (default 20)");
 
 #define KFN_MIN_MW		SZ_64K
+#define KFN_MAGIC_OURS	(KFN_MAGIC | \
+			 FIELD_PREP(KFN_MAGIC_VER_MAX, KFN_VERSION_MAX) | \
+			 FIELD_PREP(KFN_MAGIC_VER_MIN, KFN_VERSION_MIN))
 #define KFN_POLL_UP		HZ
 #define KFN_POLL_HANDSHAKE	(HZ / 10)
+/* A peer's link worker may wait for ours, or for DMA, for a while. */
+#define KFN_KEEPALIVE		(10 * HZ)
 
 struct workqueue_struct *kfn_wq;
+struct kmem_cache *kfn_ctrl_cache;
+struct kmem_cache *kfn_connreq_cache;
 static struct dentry *kfn_debugfs;
 
 /**
@@ -105,6 +115,11 @@ static int kfn_alloc_inbound(struct kfn_link *link)
 			       &size_max);
 	if (ret)
 		return ret;
+	/*
+	 * GFP_KERNEL although the link work runs on the reclaim workqueue:
+	 * the buffer is allocated once, at the first link-up, before any
+	 * ULP can use the link, and kept while the link goes down and up.
+	 */
 	size = min_t(u64, size_max, mw_size);
 	size = rounddown_pow_of_two(min_t(size_t, size, SZ_1G));
 	for (; size >= KFN_MIN_MW; size /= 2) {
@@ -151,6 +166,7 @@ static void kfn_publish(struct kfn_link *link)
 	struct ntb_dev *ntb = link->ntb;
 
 	link->nonce = get_random_u32() ?: 1;
+	link->session_gen = atomic_read(&link->gen);
 	link->peer_nonce = 0;
 	link->acked = false;
 	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_MAGIC, 0);
@@ -158,7 +174,97 @@ static void kfn_publish(struct kfn_link *link)
 	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_SIZE, link->in_l.size);
 	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_NCH, link->in_l.nch);
 	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_NONCE, link->nonce);
-	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_MAGIC, KFN_MAGIC | KFN_VERSION);
+	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_FEATURES, KFN_FEATURES);
+	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_MAGIC, KFN_MAGIC_OURS);
+}
+
+/*
+ * The outbound window is MMIO, mapped write-combining. A software bridge
+ * may translate it to RAM, which must not be ioremapped: that is
+ * memremapped, and written with the same io accessors.
+ */
+static void __iomem *kfn_out_map(struct kfn_link *link)
+{
+	void __iomem *out;
+	unsigned int noio;
+
+	/*
+	 * A storage ULP reconnecting after a link reset waits for this, on
+	 * the reclaim workqueue: the mapping's allocations must not recurse
+	 * into I/O.
+	 */
+	noio = memalloc_noio_save();
+	if (link->out_ram)
+		out = (void __force __iomem *)memremap(link->out_phys,
+						       link->out_l.size,
+						       MEMREMAP_WB);
+	else
+		out = ioremap_wc(link->out_phys, link->out_l.size);
+	memalloc_noio_restore(noio);
+	return out;
+}
+
+static void kfn_out_unmap(struct kfn_link *link)
+{
+	if (link->out_ram)
+		memunmap((void __force *)link->out);
+	else
+		iounmap(link->out);
+	link->out = NULL;
+}
+
+/**
+ * kfn_session_end() - forget the peer's session
+ * @link: the link, no longer up; its mutex held
+ *
+ * Every connection ends (kfn_cm_flush()), the peer's name is forgotten
+ * until the HELLO of its next session, and the keys of the regions mapped
+ * so far give no access any more: a key the peer was given in this
+ * session never matches in the next one, whoever the peer is by then.
+ */
+void kfn_session_end(struct kfn_link *link)
+{
+	lockdep_assert_held(&link->mutex);
+	link->named = false;
+	link->reset = false;
+	kfn_cm_flush(link);
+	spin_lock_irq(&link->mr_lock);
+	link->mr_epoch++;
+	spin_unlock_irq(&link->mr_lock);
+}
+
+/**
+ * kfn_link_reset() - end the session at once: the link work starts another
+ * @link: the link; its mutex held
+ * @why: &enum kfn_reset_why
+ *
+ * For what cannot be confined to a connection: the peer broke the protocol
+ * of the control ring or its identity, which are the link's, or let what
+ * we owe it pile up beyond our pools by not consuming its control ring.
+ * The data path stops at once (@link->up false): nothing more is read
+ * from the peer or written to it. The link work ends the session and
+ * publishes a new one, which the peer has to handshake again, as after a
+ * link event. The fuzzer's link has no link work, and a dying link none
+ * that runs: the fuzzer does that part itself.
+ */
+void kfn_link_reset(struct kfn_link *link, enum kfn_reset_why why)
+{
+	lockdep_assert_held(&link->mutex);
+	if (why == KFN_RESET_PROTO)
+		link->stats.proto_errors++;
+	/* Not up, or being reset already: nothing flows. */
+	if (!link->up)
+		return;
+	link->up = false;
+	link->reset = true;
+	link->stats.resets++;
+	if (!link->ntb || link->dying)
+		return;
+	dev_warn_ratelimited(link->dom.dev,
+			     "kfi_ntb %s: %s, resetting the link\n", link->name,
+			     why == KFN_RESET_PROTO ? "protocol error" :
+			     "the peer does not consume our control messages");
+	mod_delayed_work(kfn_wq, &link->link_work, 0);
 }
 
 static void kfn_link_down(struct kfn_link *link)
@@ -169,24 +275,42 @@ static void kfn_link_down(struct kfn_link *link)
 		dev_info(link->dom.dev, "kfi_ntb %s: link down\n", link->name);
 	}
 	link->up = false;
-	link->named = false;
-	kfn_cm_flush(link);
-	if (link->out) {
-		memunmap(link->out);
-		link->out = NULL;
-	}
+	kfn_session_end(link);
+	if (link->out)
+		kfn_out_unmap(link);
 	link->nonce = 0;
 	link->peer_nonce = 0;
 	link->acked = false;
 }
 
+/*
+ * The version to speak with a peer that speaks versions @lo to @hi: the
+ * highest one both sides speak, 0 when there is none.
+ */
+static u8 kfn_version(u32 lo, u32 hi)
+{
+	hi = min_t(u32, hi, KFN_VERSION_MAX);
+	return hi >= lo && hi >= KFN_VERSION_MIN ? hi : 0;
+}
+
 /* A new session of the peer: clear our buffer, then let it write. */
-static int kfn_peer_session(struct kfn_link *link, u32 nonce)
+static int kfn_peer_session(struct kfn_link *link, u32 nonce, u32 magic)
 {
 	struct ntb_dev *ntb = link->ntb;
 	u32 size = ntb_spad_read(ntb, KFN_SPAD_SIZE);
 	u32 nch = ntb_spad_read(ntb, KFN_SPAD_NCH);
+	u32 lo = FIELD_GET(KFN_MAGIC_VER_MIN, magic);
+	u32 hi = FIELD_GET(KFN_MAGIC_VER_MAX, magic);
+	u8 ver = kfn_version(lo, hi);
 
+	/* Not acknowledged until the peer offers a version we speak. */
+	if (!ver) {
+		dev_warn_ratelimited(link->dom.dev,
+				     "kfi_ntb %s: peer speaks protocol versions %u to %u, we %u to %u\n",
+				     link->name, lo, hi, KFN_VERSION_MIN,
+				     KFN_VERSION_MAX);
+		return -EPROTONOSUPPORT;
+	}
 	if (size > link->out_max || kfn_layout_init(&link->out_l, size, nch)) {
 		dev_warn_ratelimited(link->dom.dev,
 				     "kfi_ntb %s: peer buffer of %u bytes, %u channels, window of %llu bytes\n",
@@ -199,6 +323,10 @@ static int kfn_peer_session(struct kfn_link *link, u32 nonce)
 	link->ctrl_prod = 0;
 	link->ctrl_acked = 0;
 	link->peer_nonce = nonce;
+	link->peer_magic = magic;
+	link->version = ver;
+	/* Features unknown to us are ignored. */
+	link->features = ntb_spad_read(ntb, KFN_SPAD_FEATURES) & KFN_FEATURES;
 	link->acked = true;
 	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_ACK, nonce);
 	return 0;
@@ -208,7 +336,7 @@ static void kfn_handshake(struct kfn_link *link)
 {
 	struct ntb_dev *ntb = link->ntb;
 	struct kfn_ctrl_item *hello;
-	u32 nonce, len;
+	u32 magic, nonce, len;
 
 	/* Window sizes are only known with the link up: allocate then. */
 	if (!link->in && kfn_alloc_inbound(link)) {
@@ -222,32 +350,37 @@ static void kfn_handshake(struct kfn_link *link)
 			return;
 		kfn_publish(link);
 	}
-	if (ntb_spad_read(ntb, KFN_SPAD_MAGIC) != (KFN_MAGIC | KFN_VERSION))
+	/* Not there yet, or gone. */
+	magic = ntb_spad_read(ntb, KFN_SPAD_MAGIC);
+	if ((magic & KFN_MAGIC_MASK) != KFN_MAGIC)
 		return;
 	nonce = ntb_spad_read(ntb, KFN_SPAD_NONCE);
 	if (!nonce)
 		return;
-	if (nonce != link->peer_nonce && kfn_peer_session(link, nonce))
+	if (nonce != link->peer_nonce && kfn_peer_session(link, nonce, magic))
 		return;
 	if (ntb_spad_read(ntb, KFN_SPAD_ACK) != link->nonce)
 		return;
 	link->out_ram = region_intersects(link->out_phys, link->out_l.size,
 					  IORESOURCE_SYSTEM_RAM,
 					  IORES_DESC_NONE) != REGION_DISJOINT;
-	/* A software bridge may translate to RAM, which must not be ioremapped. */
-	link->out = memremap(link->out_phys, link->out_l.size,
-			     link->out_ram ? MEMREMAP_WB : MEMREMAP_WC);
+	link->out = kfn_out_map(link);
 	if (!link->out)
 		return;
 	link->up = true;
 	link->stats.link_ups++;
+	link->peer_beat = 0;
+	link->peer_beat_at = jiffies;
 	len = strlen(link->dom.attr.name);
-	hello = kfn_ctrl_new(KFN_CTRL_HELLO, 0, 0);
-	hello->msg.len = cpu_to_le16(len);
-	memcpy(hello->msg.data, link->dom.attr.name, len);
-	kfn_ctrl_queue(link, hello);
-	dev_info(link->dom.dev, "kfi_ntb %s: link up, %u channels of %u bytes\n",
-		 link->name, link->out_l.nch, link->out_l.chan_size);
+	hello = kfn_ctrl_new(link, KFN_CTRL_HELLO, 0, 0);
+	if (hello) {
+		hello->msg.len = cpu_to_le16(len);
+		memcpy(hello->msg.data, link->dom.attr.name, len);
+		kfn_ctrl_queue(link, hello);
+	}
+	dev_info(link->dom.dev, "kfi_ntb %s: link up, protocol version %u features %#x, %u channels of %u bytes\n",
+		 link->name, link->version, link->features, link->out_l.nch,
+		 link->out_l.chan_size);
 	kfn_kick(link);
 }
 
@@ -256,9 +389,41 @@ static bool kfn_peer_same(struct kfn_link *link)
 {
 	struct ntb_dev *ntb = link->ntb;
 
-	return ntb_spad_read(ntb, KFN_SPAD_MAGIC) == (KFN_MAGIC | KFN_VERSION) &&
+	return ntb_spad_read(ntb, KFN_SPAD_MAGIC) == link->peer_magic &&
 	       ntb_spad_read(ntb, KFN_SPAD_NONCE) == link->peer_nonce &&
 	       ntb_spad_read(ntb, KFN_SPAD_ACK) == link->nonce;
+}
+
+/*
+ * Is the peer alive? A host that died, or a peer stuck, may leave the link
+ * up and its scratchpads as they were. With %KFN_FEAT_HEARTBEAT each side
+ * counts up a heartbeat in the peer's control header whenever its link
+ * worker polls, and a peer whose heartbeat stood still for KFN_KEEPALIVE
+ * is taken for dead.
+ */
+static bool kfn_peer_alive(struct kfn_link *link)
+{
+	struct kfn_hdr __iomem *out = link->out;
+	struct kfn_hdr *in = link->in;
+	u32 beat;
+
+	if (!(link->features & KFN_FEAT_HEARTBEAT))
+		return true;
+	/* Into the window, MMIO, as every write to the peer. */
+	iowrite32(++link->beat, &out->beat);
+	/* No doorbell announces it: out of a write-combining buffer now. */
+	wmb();
+	beat = le32_to_cpu(READ_ONCE(in->beat));
+	if (beat != link->peer_beat) {
+		link->peer_beat = beat;
+		link->peer_beat_at = jiffies;
+		return true;
+	}
+	if (time_before(jiffies, link->peer_beat_at + KFN_KEEPALIVE))
+		return true;
+	dev_warn(link->dom.dev, "kfi_ntb %s: no heartbeat of the peer for %u ms\n",
+		 link->name, jiffies_to_msecs(jiffies - link->peer_beat_at));
+	return false;
 }
 
 static void kfn_link_work(struct work_struct *work)
@@ -270,6 +435,9 @@ static void kfn_link_work(struct work_struct *work)
 	mutex_lock(&link->mutex);
 	if (link->dying)
 		goto out;
+	/* Start over: the handshake below publishes a new session. */
+	if (link->nonce && kfn_link_stale(link))
+		kfn_link_down(link);
 	if (!ntb_link_is_up(link->ntb, NULL, NULL)) {
 		/* Back when the link event comes. */
 		if (link->up || link->nonce)
@@ -277,7 +445,7 @@ static void kfn_link_work(struct work_struct *work)
 		goto out;
 	}
 	if (link->up) {
-		if (kfn_peer_same(link)) {
+		if (kfn_peer_same(link) && kfn_peer_alive(link)) {
 			delay = KFN_POLL_UP;
 			/* A backstop for a doorbell the bridge lost. */
 			kfn_kick(link);
@@ -299,6 +467,13 @@ static void kfn_link_event(void *ctx)
 {
 	struct kfn_link *link = ctx;
 
+	/*
+	 * The link may be up again by the time the link worker runs, with
+	 * writes of either side lost in between: a new generation ends the
+	 * session however short the loss was (kfn_link_stale()).
+	 */
+	if (ntb_link_is_up(link->ntb, NULL, NULL) != 1)
+		atomic_inc(&link->gen);
 	mod_delayed_work(kfn_wq, &link->link_work, 0);
 }
 
@@ -335,6 +510,8 @@ static void kfn_domain_release(struct kfi_domain *domain)
 	struct kfn_link *link = to_kfn_link(domain);
 
 	xa_destroy(&link->mrs);
+	mempool_destroy(link->ctrl_pool);
+	mempool_destroy(link->connreq_pool);
 	kfree(link->chans);
 	mutex_destroy(&link->mutex);
 }
@@ -400,12 +577,12 @@ void kfn_fill_attr(struct kfn_link *link)
 	a->max_rma_sge = 32;
 	a->max_msg_size = SZ_1M;
 	a->max_rma_size = SZ_16M;
-	a->max_mr_size = SZ_1G;
+	a->max_mr_size = KFN_MR_MAX_SIZE;
 	a->max_mr_segs = SZ_1G >> PAGE_SHIFT;
 	/* Regions are copied to and from, never mapped in pages. */
 	a->max_mr_block = SZ_1G;
 	a->mr_key_size = sizeof(u32);
-	a->mr_key_cycle = BIT(KFN_MR_GEN_BITS);
+	a->mr_key_cycle = BIT(KFN_MR_GEN_BITS) / KFN_MR_GEN_STEP;
 	a->cq_data_size = sizeof(u32);
 	a->max_cm_data = KFI_CM_DATA_MAX;
 	a->max_reject_data = KFI_CM_DATA_MAX;
@@ -416,8 +593,18 @@ void kfn_fill_attr(struct kfn_link *link)
 /**
  * kfn_link_init() - initialise a link's software state
  * @link: a zeroed link
+ * @nch: most channels its inbound buffer will have
+ *
+ * What the peer makes us allocate comes from pools reserved here: the
+ * control messages we owe it, at most a CONNREQ or ACCEPT and a
+ * DISCONNECT per channel of ours, an answer per channel of the peer's and
+ * our HELLO; and its connection requests waiting for delivery. The data
+ * path never waits for memory, and a peer that makes more pile up gets
+ * its link reset (kfn_link_reset()).
+ *
+ * Return: 0, or -ENOMEM; the domain's release frees what was set up.
  */
-void kfn_link_init(struct kfn_link *link)
+int kfn_link_init(struct kfn_link *link, u32 nch)
 {
 	mutex_init(&link->mutex);
 	INIT_LIST_HEAD(&link->eps);
@@ -427,7 +614,13 @@ void kfn_link_init(struct kfn_link *link)
 	INIT_WORK(&link->cm_work, kfn_cm_work);
 	INIT_DELAYED_WORK(&link->link_work, kfn_link_work);
 	spin_lock_init(&link->mr_lock);
-	xa_init_flags(&link->mrs, XA_FLAGS_ALLOC1);
+	xa_init_flags(&link->mrs, XA_FLAGS_ALLOC1 | XA_FLAGS_LOCK_IRQ);
+	link->ctrl_max = 2 * nch + KFN_MAX_CHANNELS + 1;
+	link->ctrl_pool = mempool_create_slab_pool(link->ctrl_max,
+						   kfn_ctrl_cache);
+	link->connreq_pool = mempool_create_slab_pool(KFN_MAX_CONNREQS,
+						      kfn_connreq_cache);
+	return link->ctrl_pool && link->connreq_pool ? 0 : -ENOMEM;
 }
 
 static int kfn_info_show(struct seq_file *s, void *unused)
@@ -443,6 +636,9 @@ static int kfn_info_show(struct seq_file *s, void *unused)
 	seq_printf(s, "name %s\n", link->dom.attr.name);
 	seq_printf(s, "peer %s\n", link->named ? link->peer_name : "-");
 	seq_printf(s, "link %s\n", link->up ? "up" : "down");
+	if (link->up)
+		seq_printf(s, "protocol version %u features %#x\n",
+			   link->version, link->features);
 	seq_printf(s, "inbound %u bytes, %u channels of %u, chunk %u\n",
 		   link->in_l.size, link->in_l.nch, link->in_l.chan_size,
 		   link->in_l.max_chunk);
@@ -452,10 +648,11 @@ static int kfn_info_show(struct seq_file *s, void *unused)
 			   link->out_l.chan_size, link->out_l.max_chunk);
 	seq_printf(s, "channels bound %u closing %u\n", bound, closing);
 	seq_printf(s, "dma %s\n", link->dma ? dma_chan_name(link->dma) : "none");
-	seq_printf(s, "link_ups %llu link_downs %llu proto_errors %llu naks %llu dma_copies %llu dma_errors %llu\n",
+	seq_printf(s, "link_ups %llu link_downs %llu proto_errors %llu naks %llu dma_copies %llu dma_errors %llu resets %llu reclaimed %llu\n",
 		   link->stats.link_ups, link->stats.link_downs,
 		   link->stats.proto_errors, link->stats.naks,
-		   link->stats.dma_copies, link->stats.dma_errors);
+		   link->stats.dma_copies, link->stats.dma_errors,
+		   link->stats.resets, link->stats.reclaimed);
 	mutex_unlock(&link->mutex);
 	return 0;
 }
@@ -505,7 +702,9 @@ static int kfn_probe(struct ntb_client *client, struct ntb_dev *ntb)
 	if (!dom)
 		return -ENOMEM;
 	link = to_kfn_link(dom);
-	kfn_link_init(link);
+	ret = kfn_link_init(link, min_t(u32, channels, KFN_MAX_CHANNELS));
+	if (ret)
+		goto err_dom;
 	link->ntb = ntb;
 	link->name = dev_name(&ntb->dev);
 	strscpy(dom->attr.name, link->name);
@@ -547,19 +746,20 @@ err_dom:
 static void kfn_remove(struct ntb_client *client, struct ntb_dev *ntb)
 {
 	struct kfn_link *link = ntb->ctx;
-	struct kfn_connreq *cr, *tmp;
 
+	/* From here on the data worker rejects requests rather than queue. */
 	mutex_lock(&link->mutex);
 	link->dying = true;
 	mutex_unlock(&link->mutex);
 	ntb_db_set_mask(ntb, KFN_DB_BIT);
 	ntb_clear_ctx(ntb);
 	cancel_delayed_work_sync(&link->link_work);
+	/*
+	 * The requests still queued are freed with the link's mutex held, by
+	 * kfn_link_down() below: the data worker, which the peer's doorbell
+	 * and the drains keep running until then, walks the queue under it.
+	 */
 	cancel_work_sync(&link->cm_work);
-	list_for_each_entry_safe(cr, tmp, &link->connreqs, node) {
-		list_del(&cr->node);
-		kfree(cr);
-	}
 
 	kfi_domain_get(&link->dom);
 	kfi_domain_unregister(&link->dom);
@@ -589,41 +789,7 @@ static struct ntb_client kfn_client = {
 };
 
 /* ------------------------------------------------------------------ */
-/* Fuzzing and the memcpy reference                                    */
-
-#define KFN_OUT_MAX		SZ_4K
-
-static ssize_t kfn_fuzz_write(struct file *file, const char __user *ubuf,
-			      size_t count, loff_t *ppos)
-{
-	char buf[32], *out;
-	struct seq_buf sb;
-	u64 n;
-	int ret;
-
-	if (count >= sizeof(buf))
-		return -EINVAL;
-	if (copy_from_user(buf, ubuf, count))
-		return -EFAULT;
-	buf[count] = '\0';
-	ret = kstrtou64(strim(buf), 0, &n);
-	if (ret)
-		return ret;
-	out = kzalloc(KFN_OUT_MAX, GFP_KERNEL);
-	if (!out)
-		return -ENOMEM;
-	seq_buf_init(&sb, out, KFN_OUT_MAX);
-	ret = kfn_fuzz_run(n, get_random_u32(), &sb);
-	pr_info("kfi_ntb: fuzz: %s", seq_buf_str(&sb));
-	kfree(out);
-	return ret ?: count;
-}
-
-static const struct file_operations kfn_fuzz_fops = {
-	.owner = THIS_MODULE,
-	.write = kfn_fuzz_write,
-	.llseek = noop_llseek,
-};
+/* The memcpy reference                                                */
 
 /* MB/s of copying 1 MiB from @src to @dst in pieces of @chunk, for 500 ms. */
 static __always_inline u64 kfn_memcpy_rate(void *dst, const void *src,
@@ -679,14 +845,21 @@ static int __init kfn_init(void)
 {
 	int ret;
 
+	kfn_ctrl_cache = KMEM_CACHE(kfn_ctrl_item, 0);
+	if (!kfn_ctrl_cache)
+		return -ENOMEM;
+	ret = -ENOMEM;
+	kfn_connreq_cache = KMEM_CACHE(kfn_connreq, 0);
+	if (!kfn_connreq_cache)
+		goto err_ctrl;
 	kfn_wq = alloc_workqueue("kfi_ntb", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!kfn_wq)
-		return -ENOMEM;
+		goto err_connreq;
 	ret = kfi_fabric_register(&kfn_fabric);
 	if (ret)
 		goto err_wq;
 	kfn_debugfs = debugfs_create_dir("kfi_ntb", NULL);
-	debugfs_create_file("fuzz", 0200, kfn_debugfs, NULL, &kfn_fuzz_fops);
+	kfn_fuzz_init(kfn_debugfs);
 	debugfs_create_file("memcpy", 0400, kfn_debugfs, NULL, &kfn_memcpy_fops);
 	ret = ntb_register_client(&kfn_client);
 	if (ret)
@@ -698,6 +871,10 @@ err_fabric:
 	kfi_fabric_unregister(&kfn_fabric);
 err_wq:
 	destroy_workqueue(kfn_wq);
+err_connreq:
+	kmem_cache_destroy(kfn_connreq_cache);
+err_ctrl:
+	kmem_cache_destroy(kfn_ctrl_cache);
 	return ret;
 }
 
@@ -707,6 +884,8 @@ static void __exit kfn_exit(void)
 	debugfs_remove_recursive(kfn_debugfs);
 	kfi_fabric_unregister(&kfn_fabric);
 	destroy_workqueue(kfn_wq);
+	kmem_cache_destroy(kfn_connreq_cache);
+	kmem_cache_destroy(kfn_ctrl_cache);
 }
 
 module_init(kfn_init);

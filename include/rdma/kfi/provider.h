@@ -220,6 +220,7 @@ struct kfi_domain {
 struct kfi_domain *kfi_domain_alloc(struct kfi_fabric *fabric, struct device *dev);
 void kfi_domain_free(struct kfi_domain *domain);
 int kfi_domain_register(struct kfi_domain *domain);
+int kfi_domain_register_private(struct kfi_domain *domain);
 void kfi_domain_unregister(struct kfi_domain *domain);
 
 /**

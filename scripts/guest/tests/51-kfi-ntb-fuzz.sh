@@ -12,21 +12,30 @@ KF_MODES="single"
 KF_TEST_TIMEOUT=1500
 DBG=/sys/kernel/debug
 FUZZ_ROUNDS=${KF_NTB_FUZZ_ROUNDS:-1000000}
+FUZZ_SCENARIOS=2
 
 test_single() {
-	local n i per total line before lines
+	local n i per total line before lines pids
 	if ! modprobe kfi_ntb 2>/dev/null; then
 		echo "kfi_ntb is not built: nothing to test"
 		return 0
 	fi
+	[ -e "$DBG/kfi_ntb/fuzz" ] || kf_fail "kfi_ntb has no fuzzer (CONFIG_KFABRIC_NTB_FUZZ)"
 	# One writer per CPU, each on a link of its own.
 	n=$(nproc)
 	per=$(((FUZZ_ROUNDS + n - 1) / n))
 	before=$(dmesg | grep -c 'kfi_ntb: fuzz:' || true)
+	# Each write first plays the scripted peers (a CONNREQ flood without
+	# consuming, disconnects never answered), then the random rounds with
+	# random scenarios among them; a failed scenario fails the write.
+	pids=
 	for i in $(seq 1 "$n"); do
 		echo "$per" >"$DBG/kfi_ntb/fuzz" &
+		pids="$pids $!"
 	done
-	wait
+	for i in $pids; do
+		wait "$i" || kf_fail "a fuzz writer failed"
+	done
 	lines=$(dmesg | grep 'kfi_ntb: fuzz:' | tail -n +$((before + 1)))
 	echo "$lines"
 	total=0
@@ -35,6 +44,13 @@ test_single() {
 	done
 	[ "$(echo "$lines" | grep -c " rounds $per descriptors $per " || true)" -eq "$n" ] ||
 		kf_fail "not every fuzz writer ran its $per rounds"
+	! echo "$lines" | grep -q " failed " || kf_fail "a scripted peer scenario failed"
+	[ "$(echo "$lines" | grep -c " scenarios $FUZZ_SCENARIOS sessions " || true)" -eq "$n" ] ||
+		kf_fail "not every fuzz writer played the $FUZZ_SCENARIOS scripted scenarios"
+	# Random scenarios (a second HELLO, a session flip, a non-zero reserved
+	# field, a stale link generation) in about one round of 64.
+	[ "$(echo "$lines" | grep -cE ' random_scenarios [1-9][0-9]* failures 0$' || true)" -eq "$n" ] ||
+		kf_fail "a fuzz writer played no random scenario, or one failed"
 	[ "$total" -ge "$FUZZ_ROUNDS" ] ||
 		kf_fail "the fuzzers wrote $total descriptors, not $FUZZ_ROUNDS"
 	echo "fuzz: $total descriptors by $n writers"

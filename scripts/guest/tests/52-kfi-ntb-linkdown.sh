@@ -6,7 +6,9 @@
 #   and once the link is back a new connection works;
 # - the device removed (ntb_hw_ivshmem unloaded) while connections are
 #   live and a responder listens: the domains go away, the ULP frees its
-#   objects afterwards, and the modules unload.
+#   objects afterwards, and the modules unload;
+# - a bridge that wants window-size aligned translations (the device's
+#   strict_align): the provider's inbound buffer is aligned as required.
 KF_MODES="single"
 PORT=18518
 DBG=/sys/kernel/debug
@@ -65,6 +67,18 @@ test_single() {
 	[ "$rc" -ne 0 ] || kf_fail "the client went on without a device"
 	[ ! -d "$DBG/kfi_ntb/$NTB_P0" ] || kf_fail "the domain outlived its device"
 	kf_selftest stop
+
+	# A bridge that wants translations aligned to the window size, with
+	# an allocator that does not align for us (strict_align): only an
+	# inbound buffer over-allocated and aligned inside is accepted, or
+	# the link never comes up.
+	modprobe ntb_hw_ivshmem strict_align=1
+	kf_ntb_wait $NTB_P0 up
+	kf_ntb_wait $NTB_P1 up
+	kf_selftest serve fabric=ntb addr=$NTB_P0 port=$PORT
+	kf_selftest client fabric=ntb addr=$NTB_P0 port=$PORT tests=connect,sendrecv,rma_write,rma_read sizes=65536
+	kf_selftest stop
+	rmmod ntb_hw_ivshmem
 	rmmod kfi_selftest
 	rmmod kfi_ntb
 }

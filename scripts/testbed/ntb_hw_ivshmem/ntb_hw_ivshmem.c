@@ -45,6 +45,16 @@
  * that address: a translation the peer's window cannot reach is rejected
  * with -EINVAL and a message.
  *
+ * With strict_align=1 the port behaves as bridges that want a translation
+ * aligned to the window's size, with an allocator that does not align for
+ * the client: windows are half a region (window i is the second half of
+ * region slot i), the pool allocates first-fit by pages, and its first
+ * page is taken. A client that allocates just the window size gets a
+ * misaligned buffer, which mw_set_trans refuses; one that over-allocates
+ * by the alignment and aligns inside (as ntb_transport does, and real
+ * bridges need) finds window 0 at its aligned address. Only window 0 is
+ * usable that way, which is what the kfabric NTB provider uses.
+ *
  * Doorbells: the peer ORs bits into this port's doorbell word in the shared
  * memory and rings its doorbell vector; the interrupt handler calls
  * ntb_db_event() for the bits that are set and not masked. Unmasking bits
@@ -104,6 +114,10 @@
 static bool dma_engine;
 module_param(dma_engine, bool, 0444);
 MODULE_PARM_DESC(dma_engine, "Offer an emulated memcpy DMA engine per port, copying with the CPU (default false)");
+
+static bool strict_align;
+module_param(strict_align, bool, 0444);
+MODULE_PARM_DESC(strict_align, "Behave as a bridge that wants translations aligned to the window size, with an allocator that does not align for the client (default false)");
 
 #define PCI_DEVICE_ID_IVSHMEM		0x1110
 
@@ -232,8 +246,13 @@ struct ntb_ivshmem_dma {
  * @id: this port's ivshmem id (0 or 1)
  * @peer_id: the peer's ivshmem id
  * @mw_count: memory windows per direction
- * @mw_size: size of each window
+ * @mw_size: size of each window's region (see strict_align)
+ * @win_size: size of each window: @mw_size, or half of it if strict_align
+ * @win_off: offset of a window in its region: 0, or @win_size if
+ *	strict_align
  * @local_base: physical base of this port's inbound region
+ * @pool: allocator of ntb_ivshmem_dma_map_ops over the inbound region
+ * @pool_guard: its first page, taken if strict_align
  * @peer_win: CPU physical address of outbound window 0
  * @xlat: inbound translation of each window, 0 when cleared
  * @xlat_size: size of each inbound translation
@@ -258,8 +277,11 @@ struct ntb_ivshmem {
 	u32 peer_id;
 	u32 mw_count;
 	resource_size_t mw_size;
+	resource_size_t win_size;
+	resource_size_t win_off;
 	phys_addr_t local_base;
 	struct gen_pool *pool;
+	unsigned long pool_guard;
 	phys_addr_t peer_win;
 	dma_addr_t xlat[NTB_IVSHMEM_MAX_MW];
 	resource_size_t xlat_size[NTB_IVSHMEM_MAX_MW];
@@ -448,11 +470,11 @@ static int ntb_ivshmem_mw_get_align(struct ntb_dev *ntb, int pidx, int widx,
 	 * only the right one is accepted by mw_set_trans.
 	 */
 	if (addr_align)
-		*addr_align = ndev->mw_size;
+		*addr_align = ndev->win_size;
 	if (size_align)
 		*size_align = PAGE_SIZE;
 	if (size_max)
-		*size_max = ndev->mw_size;
+		*size_max = ndev->win_size;
 	return 0;
 }
 
@@ -464,16 +486,16 @@ static int ntb_ivshmem_mw_set_trans(struct ntb_dev *ntb, int pidx, int widx,
 
 	if (!ntb_ivshmem_mw_valid(ndev, pidx, widx))
 		return -EINVAL;
-	win = ndev->local_base + widx * ndev->mw_size;
+	win = ndev->local_base + widx * ndev->mw_size + ndev->win_off;
 	if (addr != win) {
 		dev_err(&ntb->dev,
 			"MW%d: the peer's window reaches only %pa, not %pad: allocate window buffers of the full window size from this device, in window order\n",
 			widx, &win, &addr);
 		return -EINVAL;
 	}
-	if (!size || size > ndev->mw_size || !IS_ALIGNED(size, PAGE_SIZE)) {
+	if (!size || size > ndev->win_size || !IS_ALIGNED(size, PAGE_SIZE)) {
 		dev_err(&ntb->dev, "MW%d: bad translation size %pa (window %pa)\n",
-			widx, &size, &ndev->mw_size);
+			widx, &size, &ndev->win_size);
 		return -EINVAL;
 	}
 	WRITE_ONCE(ndev->xlat_size[widx], size);
@@ -506,9 +528,9 @@ static int ntb_ivshmem_peer_mw_get_addr(struct ntb_dev *ntb, int widx,
 	if (!ntb_ivshmem_mw_valid(ndev, NTB_DEF_PEER_IDX, widx))
 		return -EINVAL;
 	if (base)
-		*base = ndev->peer_win + widx * ndev->mw_size;
+		*base = ndev->peer_win + widx * ndev->mw_size + ndev->win_off;
 	if (size)
-		*size = ndev->mw_size;
+		*size = ndev->win_size;
 	return 0;
 }
 
@@ -678,13 +700,15 @@ static int ntb_ivshmem_info_show(struct seq_file *s, void *unused)
 		   (u64)atomic64_read(&ndev->self->db),
 		   (u64)READ_ONCE(ndev->db_mask));
 	for (i = 0; i < ndev->mw_count; i++) {
-		phys_addr_t in = ndev->local_base + i * ndev->mw_size;
-		phys_addr_t out = ndev->peer_win + i * ndev->mw_size;
+		phys_addr_t in = ndev->local_base + i * ndev->mw_size +
+				 ndev->win_off;
+		phys_addr_t out = ndev->peer_win + i * ndev->mw_size +
+				  ndev->win_off;
 		dma_addr_t xlat = READ_ONCE(ndev->xlat[i]);
 		resource_size_t xsz = READ_ONCE(ndev->xlat_size[i]);
 
 		seq_printf(s, "mw%d size %pa inbound %pa xlat %pad/%pa outbound %pa\n",
-			   i, &ndev->mw_size, &in, &xlat, &xsz, &out);
+			   i, &ndev->win_size, &in, &xlat, &xsz, &out);
 	}
 	return 0;
 }
@@ -1174,6 +1198,14 @@ static const struct dma_map_ops ntb_ivshmem_dma_map_ops = {
 	.map_sg		= ntb_ivshmem_map_sg,
 };
 
+/* Before the pool goes, which must be empty then. */
+static void ntb_ivshmem_free_guard(void *data)
+{
+	struct ntb_ivshmem *ndev = data;
+
+	gen_pool_free(ndev->pool, ndev->pool_guard, PAGE_SIZE);
+}
+
 static void ntb_ivshmem_clear_dma_ops(void *data)
 {
 	set_dma_ops(data, NULL);
@@ -1197,11 +1229,19 @@ static int ntb_ivshmem_setup_dma(struct ntb_ivshmem *ndev, struct device *dev)
 					  NULL);
 	if (IS_ERR(ndev->pool))
 		return PTR_ERR(ndev->pool);
-	gen_pool_set_algo(ndev->pool, gen_pool_first_fit_order_align, NULL);
+	gen_pool_set_algo(ndev->pool, strict_align ? gen_pool_first_fit :
+			  gen_pool_first_fit_order_align, NULL);
 	rc = gen_pool_add_virt(ndev->pool, (unsigned long)base,
 			       ndev->local_base, size, dev_to_node(dev));
 	if (rc)
 		return rc;
+	if (strict_align) {
+		/* Nothing the client gets is aligned by luck. */
+		ndev->pool_guard = gen_pool_alloc(ndev->pool, PAGE_SIZE);
+		rc = devm_add_action_or_reset(dev, ntb_ivshmem_free_guard, ndev);
+		if (rc)
+			return rc;
+	}
 	set_dma_ops(dev, &ntb_ivshmem_dma_map_ops);
 	if (get_dma_ops(dev) != &ntb_ivshmem_dma_map_ops)
 		return dev_err_probe(dev, -ENODEV,
@@ -1237,6 +1277,8 @@ static int ntb_ivshmem_setup_layout(struct ntb_ivshmem *ndev,
 	}
 	ndev->mw_count = mw_count;
 	ndev->mw_size = size / mw_count;
+	ndev->win_size = strict_align ? ndev->mw_size / 2 : ndev->mw_size;
+	ndev->win_off = ndev->mw_size - ndev->win_size;
 
 	ndev->id = readl(ndev->regs + IVSHMEM_REG_IVPOSITION);
 	if (ndev->id > 1) {
@@ -1384,7 +1426,7 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 				    &ntb_ivshmem_dma_fops);
 
 	dev_info(dev, "NTB port id %u: %u x %pa windows, inbound at %pa\n",
-		 ndev->id, ndev->mw_count, &ndev->mw_size, &ndev->local_base);
+		 ndev->id, ndev->mw_count, &ndev->win_size, &ndev->local_base);
 	return 0;
 }
 

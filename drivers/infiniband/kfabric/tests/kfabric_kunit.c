@@ -734,6 +734,40 @@ static void kfi_test_getinfo(struct kunit *test)
 	kfi_freeinfo(&infos);
 }
 
+/* A private domain is usable, but neither discovery nor clients see it. */
+static void kfi_test_domain_private(struct kunit *test)
+{
+	struct kt_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
+	struct kfi_cq_attr cqa = { .nr_cqe = 4, .comp_vector = -1 };
+	struct kfi_hints h = { .fabric_name = "kunit" };
+	struct kt_domain *kd;
+	struct kfi_cq *cq;
+
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	kt_clients = c;
+	c->client.name = "kunit";
+	c->client.add = kt_client_add_real;
+	c->client.remove = kt_client_remove;
+	KUNIT_ASSERT_EQ(test, kfi_register_client(&c->client), 0);
+	KUNIT_EXPECT_EQ(test, c->adds, 2);
+	/* Even under the name of a visible domain. */
+	kd = kt_domain_add_private("kt0");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kd));
+	KUNIT_EXPECT_EQ(test, kt_getinfo_count(test, &h), 2);
+	KUNIT_EXPECT_EQ(test, c->adds, 2);
+	KUNIT_EXPECT_NULL(test, kfi_get_client_data(&kd->dom, &c->client));
+
+	cq = kfi_cq_alloc(&kd->dom, &cqa);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(cq));
+	if (!IS_ERR(cq))
+		kfi_cq_free(cq);
+	kt_domain_remove(kd);
+	KUNIT_EXPECT_EQ(test, c->removes, 0);
+	kfi_unregister_client(&c->client);
+	KUNIT_EXPECT_EQ(test, c->removes, 2);
+	kt_clients = NULL;
+}
+
 /* --- object life cycles --- */
 
 static void kfi_test_cq_args(struct kunit *test)
@@ -2014,6 +2048,7 @@ static struct kunit_case kfabric_registry_cases[] = {
 	KUNIT_CASE(kfi_test_module_refs),
 	KUNIT_CASE(kfi_test_clients),
 	KUNIT_CASE(kfi_test_getinfo),
+	KUNIT_CASE(kfi_test_domain_private),
 	{}
 };
 

@@ -888,7 +888,8 @@ static void kt_fill_attr(struct kfi_domain_attr *a, const char *name)
 	a->tclass_mask = 0x3;
 }
 
-struct kt_domain *kt_domain_add(const char *name, u64 caps_off)
+static struct kt_domain *kt_domain_new(const char *name, u64 caps_off,
+				       int (*reg)(struct kfi_domain *d))
 {
 	struct kfi_domain *d = kfi_domain_alloc(&kt_fabric, NULL);
 	struct kt_domain *kd;
@@ -905,12 +906,23 @@ struct kt_domain *kt_domain_add(const char *name, u64 caps_off)
 	}
 	kt_fill_attr(&d->attr, name);
 	d->attr.caps &= ~caps_off;
-	ret = kfi_domain_register(d);
+	ret = reg(d);
 	if (ret) {
 		kfi_domain_free(d);
 		return ERR_PTR(ret);
 	}
 	return kd;
+}
+
+struct kt_domain *kt_domain_add(const char *name, u64 caps_off)
+{
+	return kt_domain_new(name, caps_off, kfi_domain_register);
+}
+
+/* A domain the test provider keeps to itself. */
+struct kt_domain *kt_domain_add_private(const char *name)
+{
+	return kt_domain_new(name, 0, kfi_domain_register_private);
 }
 
 void kt_domain_remove(struct kt_domain *kd)

@@ -111,6 +111,7 @@ extern int kt_resolving_max;
 int kt_register(void);
 void kt_unregister(void);
 struct kt_domain *kt_domain_add(const char *name, u64 caps_off);
+struct kt_domain *kt_domain_add_private(const char *name);
 void kt_domain_remove(struct kt_domain *kd);
 
 #endif /* _KFI_KT_PROVIDER_H */
