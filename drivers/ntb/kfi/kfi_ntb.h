@@ -282,7 +282,10 @@ struct kfn_chan {
  *	the endpoints, the control queue and the data worker
  * @eps: endpoints of the domain (&kfn_ep.node)
  * @in: inbound buffer, written by the peer
- * @in_dma: its DMA address
+ * @in_dma: its DMA address, aligned as the bridge requires
+ * @in_alloc: the allocation @in lies in
+ * @in_alloc_dma: its DMA address
+ * @in_alloc_len: its size
  * @in_l: its layout
  * @out: the outbound window, mapped while the link is up; MMIO, or RAM
  *	behind a software bridge, written with the io accessors either way
@@ -343,6 +346,9 @@ struct kfn_link {
 
 	void *in;
 	dma_addr_t in_dma;
+	void *in_alloc;
+	dma_addr_t in_alloc_dma;
+	size_t in_alloc_len;
 	struct kfn_layout in_l;
 	void __iomem *out;
 	phys_addr_t out_phys;

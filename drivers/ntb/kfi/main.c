@@ -104,6 +104,47 @@ void kfn_kick(struct kfn_link *link)
 /* ------------------------------------------------------------------ */
 /* The link                                                            */
 
+/*
+ * @size bytes at a bus address aligned to @align, as the bridge wants a
+ * translation (ntb_mw_get_align(); often the window's size, beyond what
+ * an allocator aligns to). Like ntb_transport: an allocation is often
+ * aligned already; if not, allocate @align more and align inside it.
+ */
+static int kfn_alloc_aligned(struct kfn_link *link, size_t size,
+			     resource_size_t align)
+{
+	struct device *dev = &link->ntb->pdev->dev;
+	size_t len = size;
+	dma_addr_t dma;
+	void *buf;
+
+	if (align > 1 && !is_power_of_2(align))
+		return -EINVAL;
+	buf = dma_alloc_coherent(dev, len, &dma, GFP_KERNEL | __GFP_NOWARN);
+	if (buf && align > 1 && !IS_ALIGNED(dma, align)) {
+		dma_free_coherent(dev, len, buf, dma);
+		len = size + align;
+		buf = dma_alloc_coherent(dev, len, &dma,
+					 GFP_KERNEL | __GFP_NOWARN);
+	}
+	if (!buf)
+		return -ENOMEM;
+	link->in_alloc = buf;
+	link->in_alloc_dma = dma;
+	link->in_alloc_len = len;
+	link->in_dma = align > 1 ? ALIGN(dma, align) : dma;
+	link->in = buf + (link->in_dma - dma);
+	return 0;
+}
+
+static void kfn_free_aligned(struct kfn_link *link)
+{
+	dma_free_coherent(&link->ntb->pdev->dev, link->in_alloc_len,
+			  link->in_alloc, link->in_alloc_dma);
+	link->in_alloc = NULL;
+	link->in = NULL;
+}
+
 static int kfn_alloc_inbound(struct kfn_link *link)
 {
 	struct ntb_dev *ntb = link->ntb;
@@ -125,17 +166,12 @@ static int kfn_alloc_inbound(struct kfn_link *link)
 	for (; size >= KFN_MIN_MW; size /= 2) {
 		if (size_align && !IS_ALIGNED(size, size_align))
 			continue;
-		link->in = dma_alloc_coherent(&ntb->pdev->dev, size, &link->in_dma,
-					      GFP_KERNEL | __GFP_NOWARN);
-		if (!link->in)
-			continue;
-		if (!addr_align || IS_ALIGNED(link->in_dma, addr_align))
+		ret = kfn_alloc_aligned(link, size, addr_align);
+		if (ret != -ENOMEM)
 			break;
-		dma_free_coherent(&ntb->pdev->dev, size, link->in, link->in_dma);
-		link->in = NULL;
 	}
 	if (!link->in)
-		return -ENOMEM;
+		return ret ?: -ENOMEM;
 	ret = kfn_layout_init(&link->in_l, size, channels);
 	if (!ret) {
 		link->chans = kcalloc(link->in_l.nch, sizeof(*link->chans),
@@ -144,8 +180,7 @@ static int kfn_alloc_inbound(struct kfn_link *link)
 			return 0;
 		ret = -ENOMEM;
 	}
-	dma_free_coherent(&ntb->pdev->dev, size, link->in, link->in_dma);
-	link->in = NULL;
+	kfn_free_aligned(link);
 	memset(&link->in_l, 0, sizeof(link->in_l));
 	return ret;
 }
@@ -157,8 +192,7 @@ static void kfn_free_inbound(struct kfn_link *link)
 	if (!link->in)
 		return;
 	ntb_mw_clear_trans(ntb, KFN_PIDX, KFN_MW);
-	dma_free_coherent(&ntb->pdev->dev, link->in_l.size, link->in, link->in_dma);
-	link->in = NULL;
+	kfn_free_aligned(link);
 }
 
 static void kfn_publish(struct kfn_link *link)
