@@ -383,7 +383,9 @@ void kfn_connect_timeout(struct work_struct *work)
 	struct kfn_chan *chan;
 
 	mutex_lock(&link->mutex);
-	if (kep->state == KFN_EP_CONNECTING) {
+	/* Not a timeout of a later attempt than the one that queued us. */
+	if (kep->state == KFN_EP_CONNECTING &&
+	    time_after_eq(jiffies, kep->connect_by)) {
 		/* An answer may still come: the channel waits for it. */
 		chan = &link->chans[kep->lc];
 		chan->ep = NULL;
@@ -457,7 +459,16 @@ static void kfn_rx_accept(struct kfn_link *link, const struct kfn_ctrl *m,
 	struct kfn_chan *chan = &link->chans[dst];
 	struct kfn_ep *kep = chan->ep;
 
-	if (chan->state == KFN_CHAN_FREE || chan->rc >= 0)
+	if (chan->state == KFN_CHAN_FREE) {
+		/*
+		 * An answer after we gave the request up and reclaimed its
+		 * channel (kfn_chan_reap()): the peer's side waits for us.
+		 */
+		kfn_ctrl_queue(link, kfn_ctrl_new(link, KFN_CTRL_DISCONNECT,
+						  dst, src));
+		return;
+	}
+	if (chan->rc >= 0)
 		return;
 	if (!kep || kep->state != KFN_EP_CONNECTING ||
 	    le32_to_cpu(m->auth_key) != kep->ep.attr.auth_key) {
@@ -788,6 +799,7 @@ int kfn_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 	memcpy(item->msg.data, private_data, len);
 	kfn_ctrl_queue(link, item);
 	kfn_set_state(kep, KFN_EP_CONNECTING);
+	kep->connect_by = jiffies + KFN_CONNECT_TIMEOUT;
 	queue_delayed_work(kfn_wq, &kep->connect_to, KFN_CONNECT_TIMEOUT);
 out:
 	mutex_unlock(&link->mutex);

@@ -827,6 +827,14 @@ static int kfn_dma_copy(struct kfn_link *link, const struct bio_vec *bv,
 	if (!wait_for_completion_timeout(&wait.done, HZ)) {
 		/* After this the callback cannot run: @wait may go. */
 		dmaengine_terminate_sync(chan);
+		/*
+		 * A hung engine must not hold the link's mutex a second per
+		 * piece: that would also stop our heartbeat (a peer would
+		 * take us for dead). The CPU copies from now on.
+		 */
+		link->dma_hung = true;
+		dev_warn(link->dom.dev, "kfi_ntb %s: DMA copy timed out, copying with the CPU\n",
+			 link->name);
 		ret = -EIO;
 	} else {
 		ret = wait.result == DMA_TRANS_NOERROR ? 0 : -EIO;
@@ -858,7 +866,7 @@ static int kfn_tx_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 	u64 n;
 
 	/* dma_map_resource() is for MMIO, not for a window onto RAM. */
-	if (!link->dma || link->out_ram || len < KFN_DMA_MIN)
+	if (!link->dma || link->dma_hung || link->out_ram || len < KFN_DMA_MIN)
 		return kfn_op_copy(link, op, pos, NULL, dst, len);
 	for (i = 0; i < op->niov && len; i++) {
 		iov = &op->iov[i];
@@ -868,7 +876,8 @@ static int kfn_tx_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 		}
 		n = min_t(u64, len, iov->len - pos);
 		if (iov->type == KFI_IOV_MR) {
-			if (kfn_op_copy(link, op, pos, NULL, dst, n))
+			/* @pos counts from this buffer, not from the first. */
+			if (kfn_mr_local_copy(link, iov, pos, NULL, dst, n))
 				return -EFAULT;
 			dst += n;
 			goto next;

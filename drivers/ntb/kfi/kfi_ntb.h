@@ -334,6 +334,7 @@ struct kfn_chan {
  * @mr_epoch: changes when a session ends, under @mr_lock: keys of
  *	mappings made before give no access (&kfn_mr.epoch)
  * @dma: DMA engine channel for outbound copies, or NULL
+ * @dma_hung: @dma once missed a deadline: copies go by the CPU for good
  * @debugfs: our directory
  * @stats: counters shown in debugfs
  */
@@ -397,6 +398,7 @@ struct kfn_link {
 	struct xarray mrs;
 	u32 mr_epoch;
 	struct dma_chan *dma;
+	bool dma_hung;
 	struct dentry *debugfs;
 	struct {
 		u64 proto_errors;
@@ -529,6 +531,8 @@ struct kfn_rd_job {
  * @ev_tail: next free of @events
  * @cm_work: delivers them
  * @connect_to: gives up connecting
+ * @connect_by: when, for the attempt in progress; a run of @connect_to
+ *	that waited for the link's mutex across attempts finds a later time
  */
 struct kfn_ep {
 	struct kfi_ep ep;
@@ -574,6 +578,7 @@ struct kfn_ep {
 	u32 ev_tail;
 	struct work_struct cm_work;
 	struct delayed_work connect_to;
+	unsigned long connect_by;
 };
 
 struct kfn_pep {

@@ -336,6 +336,7 @@ static int kfn_peer_session(struct kfn_link *link, u32 nonce, u32 magic)
 	u32 lo = FIELD_GET(KFN_MAGIC_VER_MIN, magic);
 	u32 hi = FIELD_GET(KFN_MAGIC_VER_MAX, magic);
 	u8 ver = kfn_version(lo, hi);
+	u32 features;
 
 	/* Not acknowledged until the peer offers a version we speak. */
 	if (!ver) {
@@ -351,6 +352,15 @@ static int kfn_peer_session(struct kfn_link *link, u32 nonce, u32 magic)
 				     link->name, size, nch, (u64)link->out_max);
 		return -EINVAL;
 	}
+	features = ntb_spad_read(ntb, KFN_SPAD_FEATURES);
+	/*
+	 * The peer publishes MAGIC last and clears it first: if MAGIC and
+	 * NONCE still read as before, the values read in between are of
+	 * the same session. Otherwise the link work tries again.
+	 */
+	if (ntb_spad_read(ntb, KFN_SPAD_MAGIC) != magic ||
+	    ntb_spad_read(ntb, KFN_SPAD_NONCE) != nonce)
+		return -EAGAIN;
 	memset(link->in, 0, link->in_l.size);
 	link->ctrl_cons = 0;
 	link->ctrl_cons_pub = 0;
@@ -360,7 +370,7 @@ static int kfn_peer_session(struct kfn_link *link, u32 nonce, u32 magic)
 	link->peer_magic = magic;
 	link->version = ver;
 	/* Features unknown to us are ignored. */
-	link->features = ntb_spad_read(ntb, KFN_SPAD_FEATURES) & KFN_FEATURES;
+	link->features = features & KFN_FEATURES;
 	link->acked = true;
 	ntb_peer_spad_write(ntb, KFN_PIDX, KFN_SPAD_ACK, nonce);
 	return 0;

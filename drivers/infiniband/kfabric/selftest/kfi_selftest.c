@@ -986,7 +986,8 @@ static struct kst_conn *kst_conn_start(struct kst_run *run,
 	};
 	struct kfi_ep_attr ep_attr = {
 		.type = KFI_EP_MSG,
-		.max_send_sge = 1,
+		/* kst_layout_write() writes a kvec and a region at once. */
+		.max_send_sge = 2,
 		.max_recv_sge = 1,
 		.handler = kst_conn_cm_handler,
 	};
@@ -2123,7 +2124,7 @@ static void kst_invalid_args(struct kst_conn *c, struct kst_local *l)
 		.max_send_sge = 1,
 		.max_recv_sge = 1,
 	};
-	struct kfi_iov iov[2], bad;
+	struct kfi_iov iov[3], bad;
 	struct kfi_msg msg = { .iov = iov, .niov = 1, .cqe = &c->rma.cqe };
 	struct kfi_addr addr;
 	struct kfi_mr *mr;
@@ -2132,6 +2133,7 @@ static void kst_invalid_args(struct kst_conn *c, struct kst_local *l)
 
 	kfi_iov_kvec(&iov[0], &l->kvec, 1);
 	iov[1] = iov[0];
+	iov[2] = iov[0];
 
 	kst_check_einval(run, "send_null_msg", kfi_send(c->ep, NULL, 0));
 	kst_check_einval(run, "recv_null_msg", kfi_recv(c->ep, NULL, 0));
@@ -2147,9 +2149,9 @@ static void kst_invalid_args(struct kst_conn *c, struct kst_local *l)
 	bad = iov[0];
 	bad.kvec = NULL;
 	kst_check_einval(run, "send_null_kvec", kfi_send(c->ep, &msg, 0));
-	/* The endpoint takes one buffer per operation. */
+	/* The endpoint takes two buffers per operation. */
 	msg.iov = iov;
-	msg.niov = 2;
+	msg.niov = 3;
 	kst_check_einval(run, "send_too_many_iovs", kfi_send(c->ep, &msg, 0));
 	msg.niov = 1;
 	kst_check_einval(run, "send_unknown_flag", kfi_send(c->ep, &msg, BIT(31)));
@@ -2241,31 +2243,46 @@ static const struct kst_layout kst_layouts[] = {
 	  -E2BIG, false },
 };
 
+/* Bytes of a plain buffer before the region in kst_layout_write(). */
+#define KST_LAYOUT_PREFIX	512
+
 /*
- * Writes the mapped region @mr (@len bytes), as a %KFI_IOV_MR buffer, to
- * the responder and has it checked there: the mapping covers the buffer.
+ * Writes a small kvec and then the mapped region @mr (@len bytes), as a
+ * %KFI_IOV_MR buffer, to the responder and has it checked there: the
+ * mapping covers the buffer, and a region that is not an operation's
+ * first buffer is read from its own start.
  */
 static int kst_layout_write(struct kst_conn *c, struct kfi_mr *mr,
 			    const struct bio_vec *bv, u32 nr, u64 len)
 {
-	struct kfi_rma_iov rma = kst_remote(c, 0, len);
-	struct kfi_iov iov;
-	struct kfi_msg msg = { .iov = &iov, .niov = 1, .cqe = &c->rma.cqe };
+	struct kfi_rma_iov rma = kst_remote(c, 0, KST_LAYOUT_PREFIX + len);
+	struct kfi_iov iov[2];
+	struct kfi_msg msg = { .iov = iov, .niov = 2, .cqe = &c->rma.cqe };
 	u32 seed = get_random_u32(), i;
-	u64 off = 0;
+	u64 off = KST_LAYOUT_PREFIX;
+	struct kvec kv;
 	int ret;
 
-	ret = kst_fill(c, 0, len, ~seed);
+	kv.iov_len = KST_LAYOUT_PREFIX;
+	kv.iov_base = kmalloc(kv.iov_len, GFP_KERNEL);
+	if (!kv.iov_base)
+		return -ENOMEM;
+	ret = kst_fill(c, 0, KST_LAYOUT_PREFIX + len, ~seed);
 	if (ret)
-		return ret;
+		goto out;
+	kst_pat_fill(kv.iov_base, 0, kv.iov_len, seed);
 	for (i = 0; i < nr; off += bv[i].bv_len, i++)
 		kst_pat_fill(page_address(bv[i].bv_page) + bv[i].bv_offset, off,
 			     bv[i].bv_len, seed);
-	kfi_iov_mr(&iov, mr, 0, len);
+	kfi_iov_kvec(&iov[0], &kv, 1);
+	kfi_iov_mr(&iov[1], mr, 0, len);
 	kst_op_arm(&c->rma);
 	ret = kfi_write(c->ep, &msg, &rma, 0);
 	ret = ret ?: kst_wait(c, &c->rma);
-	return ret ?: kst_verify(c, 0, len, seed);
+	ret = ret ?: kst_verify(c, 0, KST_LAYOUT_PREFIX + len, seed);
+out:
+	kfree(kv.iov_base);
+	return ret;
 }
 
 static enum kst_result kst_layout_one(struct kst_conn *c, struct page *block,
