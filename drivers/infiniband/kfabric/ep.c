@@ -63,6 +63,8 @@ static int kfi_ep_attr_check(struct kfi_domain *domain,
 		return -EOPNOTSUPP;
 	if (attr->auth_key && !(a->caps & KFI_CAP_AUTH_KEY))
 		return -EOPNOTSUPP;
+	if (attr->src_addr && attr->src_addr->format != a->addr_format)
+		return -EINVAL;
 	return 0;
 }
 
@@ -163,6 +165,14 @@ struct kfi_ep *kfi_ep_alloc(struct kfi_domain *domain,
 		return ERR_PTR(-ENOMEM);
 	ep->domain = domain;
 	ep->attr = *attr;
+	/* The ULP's address may not outlive this call; ours does. */
+	if (attr->src_addr) {
+		ep->src_addr = *attr->src_addr;
+		ep->src_bound = true;
+		ep->attr.src_addr = &ep->src_addr;
+	}
+	ep->net = get_net(attr->net ?: &init_net);
+	ep->attr.net = ep->net;
 	ep->id = atomic_inc_return(&kfi_ep_ids);
 	INIT_LIST_HEAD(&ep->entry);
 	mutex_init(&ep->cm_lock);
@@ -174,7 +184,7 @@ struct kfi_ep *kfi_ep_alloc(struct kfi_domain *domain,
 	 * carried as ordinary RMA operations, so the provider sees the
 	 * queue room and segments they need as part of the send side.
 	 */
-	pattr = *attr;
+	pattr = ep->attr;
 	if (attr->max_rw_ctxs && !ops->rw_init) {
 		u32 per_ctx = kfi_rw_ops_per_ctx(&domain->attr, attr->max_rw_size,
 						 attr->max_rw_segs);
@@ -227,6 +237,7 @@ out_put:
 out_fence:
 	kfi_fence_exit(domain, idx);
 out_free:
+	put_net(ep->net);
 	mutex_destroy(&ep->cm_lock);
 	mutex_destroy(&ep->drain_lock);
 	kfree(ep);
@@ -245,6 +256,23 @@ struct kfi_domain *kfi_ep_domain(const struct kfi_ep *ep)
 	return ep->domain;
 }
 EXPORT_SYMBOL_GPL(kfi_ep_domain);
+
+/**
+ * kfi_ep_src_addr() - the local address of an endpoint
+ * @ep: the endpoint
+ *
+ * Valid once %KFI_CM_CONNECTED was delivered (or, for an accepted
+ * endpoint, once kfi_accept() returned): the address the connection
+ * really uses, with its port, which is the bound source when the
+ * endpoint was given one.
+ *
+ * Return: the address.
+ */
+const struct kfi_addr *kfi_ep_src_addr(const struct kfi_ep *ep)
+{
+	return &ep->src_addr;
+}
+EXPORT_SYMBOL_GPL(kfi_ep_src_addr);
 
 /*
  * Stop posts on @ep. Posts check @closing under rcu_read_lock(), so the
@@ -404,6 +432,7 @@ void kfi_ep_free(struct kfi_ep *ep)
 	mutex_lock(&domain->lock);
 	kfi_ep_unreserve(ep);
 	mutex_unlock(&domain->lock);
+	put_net(ep->net);
 	mutex_destroy(&ep->cm_lock);
 	mutex_destroy(&ep->drain_lock);
 	kfree(ep);
@@ -434,7 +463,10 @@ static int kfi_cm_data_check(const void *data, u32 len, u32 max)
  *
  * Returns once the attempt has started; its outcome arrives at the
  * endpoint's handler as %KFI_CM_CONNECTED, %KFI_CM_REJECTED or
- * %KFI_CM_UNREACHABLE.
+ * %KFI_CM_UNREACHABLE. The connection is made in the endpoint's network
+ * namespace and from its source address when it was given one
+ * (&kfi_ep_attr.net, &kfi_ep_attr.src_addr); a source that is not local
+ * there makes the attempt fail, it is never silently replaced.
  *
  * Context: process context; may sleep.
  * Return: 0, -EINVAL, -ENODEV, or the provider's error.
@@ -600,6 +632,8 @@ EXPORT_SYMBOL_GPL(kfi_cm_event);
 /**
  * kfi_pep_alloc() - allocate a passive endpoint
  * @fabric: the fabric to listen on (&kfi_info.fabric)
+ * @net: network namespace to listen in, or NULL for &init_net; referenced
+ *	until kfi_pep_free()
  * @handler: receives %KFI_CM_CONNREQ events
  * @context: passed to @handler
  *
@@ -613,7 +647,7 @@ EXPORT_SYMBOL_GPL(kfi_cm_event);
  * Return: the passive endpoint or an ERR_PTR(): -EINVAL, -ENODEV when the
  * fabric is going away, -ENOMEM.
  */
-struct kfi_pep *kfi_pep_alloc(struct kfi_fabric *fabric,
+struct kfi_pep *kfi_pep_alloc(struct kfi_fabric *fabric, struct net *net,
 			      kfi_cm_handler_t handler, void *context)
 {
 	struct kfi_pep *pep;
@@ -626,12 +660,14 @@ struct kfi_pep *kfi_pep_alloc(struct kfi_fabric *fabric,
 	pep->fabric = fabric;
 	pep->handler = handler;
 	pep->context = context;
+	pep->net = get_net(net ?: &init_net);
 	mutex_init(&pep->lock);
 	mutex_init(&pep->cm_lock);
 
 	mutex_lock(&kfi_lock);
 	if (!fabric->registered || !try_module_get(fabric->owner)) {
 		mutex_unlock(&kfi_lock);
+		put_net(pep->net);
 		kfree(pep);
 		return ERR_PTR(-ENODEV);
 	}
@@ -769,6 +805,7 @@ void kfi_pep_free(struct kfi_pep *pep)
 		wait_event(kfi_wait, READ_ONCE(pep->killed));
 	mutex_destroy(&pep->cm_lock);
 	mutex_destroy(&pep->lock);
+	put_net(pep->net);
 	kfree(pep);
 	module_put(owner);
 }

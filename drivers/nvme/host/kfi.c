@@ -406,6 +406,9 @@ static int nvme_kfi_create_queue_res(struct nvme_kfi_queue *queue)
 	}
 	ep_attr.send_cq = queue->cq;
 	ep_attr.recv_cq = queue->cq;
+	/* As nvme-rdma: host_traddr is the source, not a mere hint. */
+	if (ctrl->ctrl.opts->mask & NVMF_OPT_HOST_TRADDR)
+		ep_attr.src_addr = &ctrl->src_addr;
 	queue->ep = kfi_ep_alloc(queue->domain, &ep_attr);
 	if (IS_ERR(queue->ep)) {
 		ret = PTR_ERR(queue->ep);

@@ -1195,7 +1195,8 @@ static int nvmet_kfi_enable_port(struct nvmet_kfi_port *port)
 		port->wire_trtype = NVMF_TRTYPE_KFI;
 	}
 
-	pep = kfi_pep_alloc(info->fabric, nvmet_kfi_connreq_handler, port);
+	/* Ports listen in the initial namespace, as nvmet-rdma's do. */
+	pep = kfi_pep_alloc(info->fabric, NULL, nvmet_kfi_connreq_handler, port);
 	kfi_freeinfo(&infos);
 	if (IS_ERR(pep))
 		return PTR_ERR(pep);

@@ -45,6 +45,7 @@ struct kfi_wc;
 struct kfi_connreq;
 struct kfi_domain_stats;
 struct dentry;
+struct net;
 
 /* Longest fabric, domain or node name, including the terminating NUL. */
 #define KFI_NAME_MAX		64
@@ -251,6 +252,8 @@ struct kfi_domain_attr {
  * @protocol: wire protocol, or %KFI_PROTO_UNSPEC
  * @addr_format: address format, or %KFI_ADDR_UNSPEC (implied by the
  *	addresses when they are given)
+ * @net: network namespace the addresses belong to, or NULL for &init_net;
+ *	the caller holds a reference for the duration of the call
  * @src_addr: local address to listen on or connect from, or NULL
  * @dest_addr: peer to reach, or NULL; only domains that can reach it match
  * @fabric_name: fabric (provider) name, or NULL for any
@@ -269,6 +272,7 @@ struct kfi_hints {
 	enum kfi_ep_type ep_type;
 	enum kfi_protocol protocol;
 	enum kfi_addr_format addr_format;
+	struct net *net;
 	const struct kfi_addr *src_addr;
 	const struct kfi_addr *dest_addr;
 	const char *fabric_name;
@@ -536,8 +540,17 @@ struct kfi_connreq {
  *	bits; 0 is the default class
  * @auth_key: authorization key (with %KFI_CAP_AUTH_KEY); a connection
  *	only forms between endpoints with the same key
+ * @net: network namespace kfi_connect() resolves and connects in, or NULL
+ *	for &init_net; the endpoint holds a reference until it is freed
+ * @src_addr: local address kfi_connect() connects from, or NULL for the
+ *	one the route to the peer gives; in the domain's address format,
+ *	normally the &kfi_info.src_addr kfi_getinfo() resolved for the hints'
+ *	source (a ULP's host address). Copied into &kfi_ep.src_addr.
  * @handler: connection event handler
  * @context: passed to @handler
+ *
+ * Addresses and namespaces only matter to an endpoint that connects; one
+ * made for kfi_accept() takes its connection from the request.
  */
 struct kfi_ep_attr {
 	enum kfi_ep_type type;
@@ -552,6 +565,8 @@ struct kfi_ep_attr {
 	u32 max_rw_segs;
 	u32 tclass;
 	u32 auth_key;
+	struct net *net;
+	const struct kfi_addr *src_addr;
 	kfi_cm_handler_t handler;
 	void *context;
 };
@@ -567,8 +582,9 @@ int kfi_reject(struct kfi_connreq *req, const void *private_data, u32 len);
 int kfi_disconnect(struct kfi_ep *ep);
 void kfi_ep_drain(struct kfi_ep *ep);
 struct kfi_domain *kfi_ep_domain(const struct kfi_ep *ep);
+const struct kfi_addr *kfi_ep_src_addr(const struct kfi_ep *ep);
 
-struct kfi_pep *kfi_pep_alloc(struct kfi_fabric *fabric,
+struct kfi_pep *kfi_pep_alloc(struct kfi_fabric *fabric, struct net *net,
 			      kfi_cm_handler_t handler, void *context);
 int kfi_listen(struct kfi_pep *pep, const struct kfi_addr *addr, int backlog);
 void kfi_pep_free(struct kfi_pep *pep);

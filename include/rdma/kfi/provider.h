@@ -25,6 +25,7 @@
 #include <linux/srcu.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
+#include <net/net_namespace.h>
 #include <rdma/kfi/kfi.h>
 
 struct module;
@@ -61,8 +62,9 @@ struct kfi_rw_ctx;
  * release the contexts still set up on the endpoint.
  *
  * @resolve: decide whether @domain can serve @hints (e.g. route to
- *	@hints->dest_addr) and fill @info->src_addr. Return -ENODATA when it
- *	cannot.
+ *	@hints->dest_addr in kfi_hints_net(@hints)) and fill @info->src_addr.
+ *	Return -ENODATA when it cannot. A provider whose addresses are not
+ *	network addresses (a bridge's peer names) ignores the namespace.
  * @domain_release: free the provider part of a domain after its last
  *	reference is gone. The core kfree()s the domain afterwards.
  * @cq_create: set up the provider part of @cq. The core has checked
@@ -261,8 +263,12 @@ struct kfi_cq {
  * @domain: its domain
  * @attr: its parameters, as the ULP asked (the core adds the room the
  *	read/write helper needs when the provider has no rw operations)
- * @src_addr: local address, once known
+ * @net: network namespace it connects in (&kfi_ep_attr.net), referenced
+ * @src_addr: local address, once known; from the start when
+ *	@src_bound
  * @dest_addr: peer address, once known
+ * @src_bound: the ULP chose @src_addr (&kfi_ep_attr.src_addr): connect
+ *	from it
  * @rw_ops_per_ctx: send queue slots one read/write helper context may
  *	take; set by providers that implement the rw operations
  *
@@ -272,8 +278,10 @@ struct kfi_cq {
 struct kfi_ep {
 	struct kfi_domain *domain;
 	struct kfi_ep_attr attr;
+	struct net *net;
 	struct kfi_addr src_addr;
 	struct kfi_addr dest_addr;
+	bool src_bound;
 	u32 rw_ops_per_ctx;
 
 	/* private: core */
@@ -296,12 +304,14 @@ struct kfi_ep {
  * @fabric: its fabric
  * @handler: connection request handler
  * @context: passed to @handler
+ * @net: network namespace it listens in, referenced
  * @addr: address it listens on
  */
 struct kfi_pep {
 	struct kfi_fabric *fabric;
 	kfi_cm_handler_t handler;
 	void *context;
+	struct net *net;
 	struct kfi_addr addr;
 
 	/* private: core */
@@ -356,6 +366,17 @@ void kfi_complete(struct kfi_cq *cq, struct kfi_wc *wc);
  * Return: the sum of the buffers' lengths, 0 for none, U64_MAX when the sum
  * overflows.
  */
+/**
+ * kfi_hints_net() - the network namespace of a kfi_getinfo() request
+ * @hints: the request
+ *
+ * Return: @hints->net, or &init_net when the ULP left it NULL.
+ */
+static inline struct net *kfi_hints_net(const struct kfi_hints *hints)
+{
+	return hints->net ?: &init_net;
+}
+
 static inline u64 kfi_msg_len(const struct kfi_msg *msg)
 {
 	u64 len = 0;

@@ -11,6 +11,9 @@
  * command has run: with its length when every test passed, -EIO when one
  * failed and -EINVAL for a malformed command. kfi_selftest/results holds
  * the KTAP output of the last command, which also goes to the kernel log.
+ * A command runs in the network namespace of the task that writes it, and
+ * a client given src= connects from that address (the connect test checks
+ * that it did).
  *
  *   serve fabric=<name> addr=<node> port=<service>
  *   stop
@@ -51,8 +54,10 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/nsproxy.h>
 #include <linux/parser.h>
 #include <linux/random.h>
+#include <linux/sched.h>
 #include <linux/seq_buf.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
@@ -359,6 +364,8 @@ struct kst_opts {
  * @info: the domain used, or NULL when none was found
  * @imm_infos: kfi_getinfo() list of those with immediate data too
  * @imm_info: the domain used for immediate data, or NULL
+ * @net: network namespace of the task that wrote the command, where the
+ *	responder listens and clients connect
  */
 struct kst_run {
 	struct kst_opts o;
@@ -376,6 +383,7 @@ struct kst_run {
 	struct kfi_info *info;
 	struct list_head imm_infos;
 	struct kfi_info *imm_info;
+	struct net *net;
 };
 
 struct kst_server;
@@ -1054,6 +1062,9 @@ static struct kst_conn *kst_conn_start(struct kst_run *run,
 	ep_attr.send_cq = c->cq;
 	ep_attr.recv_cq = c->cq;
 	ep_attr.context = c;
+	ep_attr.net = run->net;
+	if (run->o.has_src)
+		ep_attr.src_addr = &run->o.src_addr;
 	c->ep = kfi_ep_alloc(info->domain, &ep_attr);
 	if (IS_ERR(c->ep)) {
 		ret = PTR_ERR(c->ep);
@@ -1435,6 +1446,31 @@ static int kst_conn_close(struct kst_conn *c)
 	return 0;
 }
 
+/*
+ * A client given a source address (src=) connects from it: the address
+ * its connection uses is that one, whatever the route would pick.
+ */
+static int kst_src_check(struct kst_conn *c)
+{
+	struct kfi_addr local = *kfi_ep_src_addr(c->ep);
+	char buf[80];
+
+	kfi_addr_print(buf, sizeof(buf), &local);
+	kst_diag(c->run, "connected from %s", buf);
+	/* src= names an address only: any port. */
+	if (local.format == KFI_ADDR_INET) {
+		if (local.sa.sa_family == AF_INET)
+			local.sin.sin_port = 0;
+		else
+			local.sin6.sin6_port = 0;
+	}
+	if (c->run->o.has_src && !kfi_addr_equal(&local, &c->run->o.src_addr)) {
+		kst_diag(c->run, "not from the source asked for, %s", c->run->o.src);
+		return -EADDRNOTAVAIL;
+	}
+	return 0;
+}
+
 static enum kst_result kst_test_connect(struct kst_run *run)
 {
 	struct kst_conn *c;
@@ -1445,6 +1481,12 @@ static enum kst_result kst_test_connect(struct kst_run *run)
 		c = kst_conn_open_small(run);
 		if (IS_ERR(c))
 			return KST_FAIL;
+		ret = i ? 0 : kst_src_check(c);
+		if (ret) {
+			kst_conn_close(c);
+			kst_conn_free(c);
+			return KST_FAIL;
+		}
 		ret = kst_conn_close(c);
 		kst_conn_free(c);
 		if (ret)
@@ -3364,6 +3406,7 @@ static enum kst_result kst_serve(struct kst_run *run)
 	struct kfi_hints hints = {
 		.caps = KST_CAPS,
 		.ep_type = KFI_EP_MSG,
+		.net = run->net,
 		.src_addr = &o->addr,
 		.fabric_name = o->fabric,
 		.min_cm_data = sizeof(struct kst_hello),
@@ -3391,7 +3434,7 @@ static enum kst_result kst_serve(struct kst_run *run)
 		goto err_wq;
 	}
 	info = list_first_entry(&infos, struct kfi_info, list);
-	srv->pep = kfi_pep_alloc(info->fabric, kst_srv_cm_handler, srv);
+	srv->pep = kfi_pep_alloc(info->fabric, run->net, kst_srv_cm_handler, srv);
 	kfi_freeinfo(&infos);
 	if (IS_ERR(srv->pep)) {
 		ret = PTR_ERR(srv->pep);
@@ -3693,6 +3736,7 @@ static void kst_discover(struct kst_run *run)
 	struct kfi_hints hints = {
 		.caps = KST_CAPS,
 		.ep_type = KFI_EP_MSG,
+		.net = run->net,
 		.src_addr = o->has_src ? &o->src_addr : NULL,
 		.dest_addr = &o->addr,
 		.fabric_name = o->fabric,
@@ -3827,6 +3871,8 @@ static ssize_t kst_run_write(struct file *file, const char __user *ubuf,
 		goto out_line;
 	INIT_LIST_HEAD(&run->infos);
 	INIT_LIST_HEAD(&run->imm_infos);
+	/* Commands run in the writer's context, which holds a reference. */
+	run->net = current->nsproxy->net_ns;
 	run->outbuf = kvmalloc(KST_OUT_SIZE, GFP_KERNEL);
 	if (!run->outbuf)
 		goto out_run;

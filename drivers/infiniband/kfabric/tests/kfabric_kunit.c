@@ -191,7 +191,7 @@ static int kt_pair_connect(struct kt_pair *p, u32 port, struct kfi_ep_attr *catt
 	p->lcm.auth_key = auth_key;
 	p->lcm.cq = p->cq1;
 	p->lcm.child = &p->scm;
-	p->pep = kfi_pep_alloc(&kt_fabric, kt_listen_handler, &p->lcm);
+	p->pep = kfi_pep_alloc(&kt_fabric, NULL, kt_listen_handler, &p->lcm);
 	if (IS_ERR(p->pep))
 		return PTR_ERR(p->pep);
 	ret = kt_addr(&addr, "kt1", port);
@@ -812,10 +812,13 @@ static void kfi_test_ep_args(struct kunit *test)
 	struct kfi_domain *d = &p->d0->dom;
 	struct kfi_cq_attr cqa = { .nr_cqe = 40, .comp_vector = -1 };
 	struct kfi_ep_attr a, ok;
+	struct kfi_addr src, inet;
 	struct kt_cm cm;
 	struct kfi_ep *ep;
 
 	KUNIT_ASSERT_EQ(test, kt_pair_cqs(p, KFI_POLL_WORKQUEUE), 0);
+	KUNIT_ASSERT_EQ(test, kt_addr(&src, "kt0", 7), 0);
+	kt_inet(&inet, 0xc0000201, 7);
 	kt_cm_init(&cm, test);
 	kt_ep_attr(&ok, p->cq0, &cm);
 
@@ -837,6 +840,7 @@ static void kfi_test_ep_args(struct kunit *test)
 	KT_EP_ERR(-EINVAL, a.max_rw_ctxs = 1);
 	KT_EP_ERR(-EINVAL, a.max_rw_ctxs = 1; a.max_rw_size = SZ_1M);
 	KT_EP_ERR(-EINVAL, a.max_rw_ctxs = 100; a.max_rw_size = SZ_1M; a.max_rw_segs = 256);
+	KT_EP_ERR(-EINVAL, a.src_addr = &inet);
 #undef KT_EP_ERR
 	KUNIT_EXPECT_EQ(test, PTR_ERR(kfi_ep_alloc(NULL, &ok)), -EINVAL);
 	KUNIT_EXPECT_EQ(test, PTR_ERR(kfi_ep_alloc(d, NULL)), -EINVAL);
@@ -854,8 +858,20 @@ static void kfi_test_ep_args(struct kunit *test)
 	kfi_ep_free(ep);
 	ep = kfi_ep_alloc(d, &a);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(ep));
+	KUNIT_EXPECT_PTR_EQ(test, ep->net, &init_net);
+	KUNIT_EXPECT_FALSE(test, ep->src_bound);
 	kfi_ep_free(ep);
 	kfi_ep_free(NULL);
+
+	/* The source is the endpoint's own copy, the ULP's may go. */
+	a.src_addr = &src;
+	ep = kfi_ep_alloc(d, &a);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(ep));
+	memset(&src, 0, sizeof(src));
+	KUNIT_EXPECT_TRUE(test, ep->src_bound);
+	KUNIT_EXPECT_PTR_EQ(test, ep->attr.src_addr, &ep->src_addr);
+	KUNIT_EXPECT_STREQ(test, ep->src_addr.name.node, "kt0");
+	kfi_ep_free(ep);
 }
 
 static void kfi_test_connect(struct kunit *test)
@@ -876,7 +892,8 @@ static void kfi_test_connect(struct kunit *test)
 	/* A second listener on the port is refused. */
 	KUNIT_ASSERT_EQ(test, kt_addr(&addr, "kt1", 1), 0);
 	{
-		struct kfi_pep *pep2 = kfi_pep_alloc(&kt_fabric, kt_listen_handler, &p->lcm);
+		struct kfi_pep *pep2 = kfi_pep_alloc(&kt_fabric, NULL,
+						     kt_listen_handler, &p->lcm);
 
 		KUNIT_ASSERT_FALSE(test, IS_ERR(pep2));
 		KUNIT_EXPECT_EQ(test, kfi_listen(pep2, &addr, 1), -EADDRINUSE);

@@ -299,7 +299,7 @@ int vbs_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 		return -EISCONN;
 	memcpy(vep->pdata, private_data, len);
 	vep->pdata_len = len;
-	id = rdma_create_id(&init_net, vbs_cm_handler, &vep->cm, RDMA_PS_TCP,
+	id = rdma_create_id(ep->net, vbs_cm_handler, &vep->cm, RDMA_PS_TCP,
 			    IB_QPT_RC);
 	if (IS_ERR(id))
 		return PTR_ERR(id);
@@ -312,8 +312,10 @@ int vbs_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 		rdma_set_service_type(id, ep->attr.tclass << 2);
 	vep->id = id;
 	WRITE_ONCE(vep->state, VBS_EP_CONNECTING);
-	ret = rdma_resolve_addr(id, NULL, (struct sockaddr *)&dest->sa,
-				VBS_CM_TIMEOUT_MS);
+	/* rdma_cm binds to the source, which must be local in ep->net. */
+	ret = rdma_resolve_addr(id, ep->src_bound ?
+				(struct sockaddr *)&ep->src_addr.sa : NULL,
+				(struct sockaddr *)&dest->sa, VBS_CM_TIMEOUT_MS);
 	if (ret) {
 		vep->id = NULL;
 		WRITE_ONCE(vep->state, VBS_EP_IDLE);
@@ -409,7 +411,7 @@ int vbs_pep_listen(struct kfi_pep *pep, const struct kfi_addr *addr,
 	int ret;
 
 	vpep->cm.passive = true;
-	id = rdma_create_id(&init_net, vbs_cm_handler, &vpep->cm, RDMA_PS_TCP,
+	id = rdma_create_id(pep->net, vbs_cm_handler, &vpep->cm, RDMA_PS_TCP,
 			    IB_QPT_RC);
 	if (IS_ERR(id))
 		return PTR_ERR(id);
@@ -493,8 +495,8 @@ int vbs_resolve(struct kfi_domain *domain, const struct kfi_hints *hints,
 		src = &any;
 	}
 	init_completion(&r.done);
-	id = rdma_create_id(&init_net, vbs_resolve_handler, &r, RDMA_PS_TCP,
-			    IB_QPT_RC);
+	id = rdma_create_id(kfi_hints_net(hints), vbs_resolve_handler, &r,
+			    RDMA_PS_TCP, IB_QPT_RC);
 	if (IS_ERR(id))
 		return PTR_ERR(id);
 	if (hints->dest_addr) {
