@@ -278,15 +278,14 @@ EXPORT_SYMBOL_GPL(kfi_ep_src_addr);
  * Stop posts on @ep. Posts check @closing under rcu_read_lock(), so the
  * grace period that starts here ends once none that missed it is still
  * inside the provider. A spinlock, not @drain_lock: completion callbacks
- * that a drain waits for may disconnect. Returns the grace period cookie;
- * false in @*was_open when the endpoint was already closed.
+ * that a drain waits for may disconnect. Returns the grace period cookie
+ * taken when the endpoint was first closed.
  */
-static unsigned long kfi_ep_close(struct kfi_ep *ep, bool *was_open)
+static unsigned long kfi_ep_close(struct kfi_ep *ep)
 {
 	unsigned long fence;
 
 	spin_lock(&ep->close_lock);
-	*was_open = !ep->closing;
 	if (!ep->closing) {
 		WRITE_ONCE(ep->closing, true);
 		ep->post_fence = start_poll_synchronize_rcu();
@@ -328,11 +327,10 @@ static void kfi_ep_poll_lock(struct kfi_ep *ep, bool lock)
 static void kfi_ep_do_drain(struct kfi_ep *ep)
 {
 	unsigned long fence;
-	bool was_open;
 
 	mutex_lock(&ep->drain_lock);
 	if (!ep->drained) {
-		fence = kfi_ep_close(ep, &was_open);
+		fence = kfi_ep_close(ep);
 		/* Domain removal fenced every post at once. */
 		if (!smp_load_acquire(&ep->domain->revoked))
 			cond_synchronize_rcu(fence);
@@ -587,7 +585,6 @@ EXPORT_SYMBOL_GPL(kfi_reject);
  */
 int kfi_disconnect(struct kfi_ep *ep)
 {
-	bool was_open;
 	int ret, idx;
 
 	if (!ep)
@@ -595,7 +592,7 @@ int kfi_disconnect(struct kfi_ep *ep)
 	idx = kfi_fence_enter(ep->domain);
 	ret = -ENODEV;
 	if (kfi_ep_live(ep)) {
-		kfi_ep_close(ep, &was_open);
+		kfi_ep_close(ep);
 		ret = ep->domain->fabric->ops->disconnect(ep);
 	}
 	kfi_fence_exit(ep->domain, idx);

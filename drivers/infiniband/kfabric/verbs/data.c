@@ -410,13 +410,37 @@ static void vbs_unpost(struct vbs_ring *ring)
 	ring->head--;
 }
 
+/*
+ * Post @wr in the next send queue slot, which takes over @map. A region's
+ * map or invalidation names the region (@vmr) and the key it is about,
+ * since its completion ends the mapping under that key only. On failure
+ * the caller still owns @map (and the region's state).
+ */
+static int vbs_sq_post(struct vbs_ep *vep, const struct vbs_map *map,
+		       struct kfi_cqe *ulp, u32 flags, enum kfi_wc_opcode opcode,
+		       struct ib_send_wr *wr, struct vbs_mr *vmr, u32 key)
+{
+	unsigned long irqflags;
+	struct vbs_op *op;
+	int ret;
+
+	spin_lock_irqsave(&vep->sq.lock, irqflags);
+	ret = vbs_sq_prep(vep, map, ulp, flags, opcode, wr, &op);
+	if (!ret) {
+		op->mr = vmr;
+		op->key = key;
+		ret = ib_post_send(vep->qp, wr, NULL);
+		if (ret)
+			vbs_unpost(&vep->sq);
+	}
+	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	return ret;
+}
+
 static int vbs_post_sq(struct vbs_ep *vep, const struct kfi_msg *msg, u32 flags,
 		       enum kfi_wc_opcode opcode, struct ib_send_wr *wr)
 {
-	const struct ib_send_wr *bad;
 	struct vbs_map map;
-	struct vbs_op *op;
-	unsigned long irqflags;
 	int ret;
 
 	if (unlikely(!vbs_connected(vep)))
@@ -425,14 +449,7 @@ static int vbs_post_sq(struct vbs_ep *vep, const struct kfi_msg *msg, u32 flags,
 			  DMA_FROM_DEVICE : DMA_TO_DEVICE);
 	if (ret)
 		return ret;
-	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	ret = vbs_sq_prep(vep, &map, msg->cqe, flags, opcode, wr, &op);
-	if (!ret) {
-		ret = ib_post_send(vep->qp, wr, &bad);
-		if (ret)
-			vbs_unpost(&vep->sq);
-	}
-	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	ret = vbs_sq_post(vep, &map, msg->cqe, flags, opcode, wr, NULL, 0);
 	if (ret)
 		vbs_unmap(vep, &vep->sq, &map);
 	return ret;
@@ -848,6 +865,9 @@ int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 			   IB_QP_PORT | IB_QP_ACCESS_FLAGS);
 	if (ret)
 		goto out_qp;
+	spin_lock(&vdom->eps_lock);
+	list_add_tail(&vep->dom_entry, &vdom->eps);
+	spin_unlock(&vdom->eps_lock);
 	return 0;
 
 out_qp:
@@ -892,12 +912,16 @@ static void vbs_rw_release_all(struct vbs_ep *vep);
 void vbs_ep_destroy(struct kfi_ep *ep)
 {
 	struct vbs_ep *vep = to_vep(ep);
+	struct vbs_domain *vdom = vep_dom(vep);
 
 	/* No event handler runs once the id is gone. */
 	if (vep->id)
 		rdma_destroy_id(vep->id);
 	vbs_rw_release_all(vep);
-	/* The work uses the QP; later QP events no longer queue it. */
+	spin_lock(&vdom->eps_lock);
+	list_del(&vep->dom_entry);
+	spin_unlock(&vdom->eps_lock);
+	/* The work uses the QP; later QP or device events no longer queue it. */
 	disable_work_sync(&vep->fatal_work);
 	ib_destroy_qp(vep->qp);
 	vbs_ring_free(&vep->rq);
@@ -1076,10 +1100,8 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 		.mr = vmr->ibmr,
 		.access = vbs_ib_access(vdom, access),
 	};
-	const struct ib_send_wr *bad;
 	struct vbs_map none = {};
 	unsigned long irqflags;
-	struct vbs_op *op;
 	int nsg, nents, ret;
 	u32 pgsz, key;
 	bool busy;
@@ -1138,16 +1160,8 @@ int vbs_mr_map(struct kfi_ep *ep, struct kfi_mr *mr, const struct kfi_iov *iov,
 	vmr->state = VBS_MR_VALID;
 	spin_unlock_irqrestore(&vmr->lock, irqflags);
 
-	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	ret = vbs_sq_prep(vep, &none, cqe, flags, KFI_WC_MR_MAP, &wr.wr, &op);
-	if (!ret) {
-		op->mr = vmr;
-		op->key = key;
-		ret = ib_post_send(vep->qp, &wr.wr, &bad);
-		if (ret)
-			vbs_unpost(&vep->sq);
-	}
-	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
+	ret = vbs_sq_post(vep, &none, cqe, flags, KFI_WC_MR_MAP, &wr.wr, vmr,
+			  key);
 	/* Not posted, so neither the device nor a peer saw it: roll back. */
 	if (ret)
 		vbs_mr_end(vdom, vmr, key);
@@ -1169,26 +1183,12 @@ int vbs_mr_invalidate(struct kfi_ep *ep, struct kfi_mr *mr,
 		.opcode = IB_WR_LOCAL_INV,
 		.ex.invalidate_rkey = vmr->ibmr->rkey,
 	};
-	const struct ib_send_wr *bad;
 	struct vbs_map none = {};
-	unsigned long irqflags;
-	struct vbs_op *op;
-	int ret;
 
 	if (unlikely(!vbs_connected(vep)))
 		return -ENOTCONN;
-	spin_lock_irqsave(&vep->sq.lock, irqflags);
-	ret = vbs_sq_prep(vep, &none, cqe, flags, KFI_WC_MR_INV, &wr, &op);
-	if (!ret) {
-		/* Its completion ends the mapping under this key only. */
-		op->mr = vmr;
-		op->key = wr.ex.invalidate_rkey;
-		ret = ib_post_send(vep->qp, &wr, &bad);
-		if (ret)
-			vbs_unpost(&vep->sq);
-	}
-	spin_unlock_irqrestore(&vep->sq.lock, irqflags);
-	return ret;
+	return vbs_sq_post(vep, &none, cqe, flags, KFI_WC_MR_INV, &wr, vmr,
+			   wr.ex.invalidate_rkey);
 }
 
 /* What the verbs provider keeps in &struct kfi_rw_ctx. */

@@ -32,6 +32,9 @@ struct vbs_domain {
 	u32 mr_pgsz_bitmap;		/* FRWR page sizes to choose from */
 	unsigned int max_seg_size;	/* longest scatterlist entry to map */
 	bool iwarp;			/* RDMA READ sinks must be registered */
+	struct ib_event_handler event_handler;	/* device fatal */
+	spinlock_t eps_lock;		/* eps */
+	struct list_head eps;		/* vbs_ep.dom_entry, for device events */
 };
 
 struct vbs_cq {
@@ -114,6 +117,7 @@ struct vbs_ep {
 	spinlock_t rw_lock;		/* rw_ctxs */
 	struct list_head rw_ctxs;	/* helper contexts set up, not destroyed */
 	struct work_struct fatal_work;	/* reports a failed QP */
+	struct list_head dom_entry;	/* vbs_domain.eps */
 	unsigned long flags;		/* VBS_EP_F_* */
 	u8 pdata[KFI_CM_DATA_MAX];
 	u32 pdata_len;

@@ -225,6 +225,30 @@ static void vbs_domain_attr(struct vbs_domain *vdom,
 	a->tclass_mask = U32_MAX;
 }
 
+/*
+ * A device that failed fatally completes nothing more by itself: end
+ * every connection on it now, as a fatal QP error does, so that ULPs
+ * tear down instead of waiting. A port going down is not reported: a
+ * connection survives a short outage through its retries, and a long one
+ * ends it with a retry error, which the ULP sees as any other failure.
+ */
+static void vbs_device_event(struct ib_event_handler *handler,
+			     struct ib_event *event)
+{
+	struct vbs_domain *vdom = container_of(handler, struct vbs_domain,
+					       event_handler);
+	struct vbs_ep *vep;
+
+	if (event->event != IB_EVENT_DEVICE_FATAL)
+		return;
+	dev_err(&vdom->ibdev->dev, "kfi_verbs: device fatal error, port %u\n",
+		vdom->port);
+	spin_lock(&vdom->eps_lock);
+	list_for_each_entry(vep, &vdom->eps, dom_entry)
+		queue_work(system_wq, &vep->fatal_work);
+	spin_unlock(&vdom->eps_lock);
+}
+
 static int vbs_add_port(struct ib_device *ibdev, u32 port)
 {
 	struct ib_port_attr pattr;
@@ -242,12 +266,16 @@ static int vbs_add_port(struct ib_device *ibdev, u32 port)
 	vdom->ibdev = ibdev;
 	vdom->port = port;
 	xa_init(&vdom->mrs);
+	spin_lock_init(&vdom->eps_lock);
+	INIT_LIST_HEAD(&vdom->eps);
 	vdom->pd = ib_alloc_pd(ibdev, 0);
 	if (IS_ERR(vdom->pd)) {
 		ret = PTR_ERR(vdom->pd);
 		goto out_free;
 	}
 	vbs_domain_attr(vdom, &pattr);
+	INIT_IB_EVENT_HANDLER(&vdom->event_handler, ibdev, vbs_device_event);
+	ib_register_event_handler(&vdom->event_handler);
 
 	/*
 	 * Listed before registration: a client's add() may connect, and a
@@ -265,6 +293,7 @@ out_unlist:
 	mutex_lock(&vbs_domains_lock);
 	list_del(&vdom->entry);
 	mutex_unlock(&vbs_domains_lock);
+	ib_unregister_event_handler(&vdom->event_handler);
 	ib_dealloc_pd(vdom->pd);
 out_free:
 	kfi_domain_free(dom);
@@ -318,6 +347,8 @@ static void vbs_remove_one(struct ib_device *ibdev, void *client_data)
 
 	while ((vdom = vbs_first_domain(ibdev))) {
 		pd = vdom->pd;
+		/* Removal ends every connection anyway. */
+		ib_unregister_event_handler(&vdom->event_handler);
 		kfi_domain_unregister(&vdom->dom);
 		ib_dealloc_pd(pd);
 	}
