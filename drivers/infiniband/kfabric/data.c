@@ -28,7 +28,6 @@ static int kfi_msg_check(const struct kfi_ep *ep, const struct kfi_msg *msg,
 			 u32 flags, u32 valid, bool recv)
 {
 	u32 max_iov;
-
 	u64 caps;
 	u32 i;
 

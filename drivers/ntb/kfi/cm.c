@@ -346,6 +346,7 @@ void kfn_ep_connected(struct kfn_ep *kep, u32 rc, u32 tx_base)
 	kep->rd_head = 0;
 	kep->rd_tail = 0;
 	kep->rx_msg = false;
+	kep->rx_write = 0;
 	kep->sent_disconnect = false;
 	kep->link->chans[kep->lc].rc = rc;
 	kfn_set_state(kep, KFN_EP_CONNECTED);
@@ -736,10 +737,15 @@ static void kfn_connreq_deliver(struct kfn_link *link, struct kfn_connreq *cr)
 /**
  * kfn_cm_work() - deliver the connection requests of a link
  * @work: &kfn_link.cm_work
+ *
+ * Up to %KFN_MAX_CONNREQS requests a run, what the queue holds at most:
+ * a peer that keeps asking would keep the worker going otherwise. The
+ * worker queues itself again for the rest.
  */
 void kfn_cm_work(struct work_struct *work)
 {
 	struct kfn_link *link = container_of(work, struct kfn_link, cm_work);
+	int budget = KFN_MAX_CONNREQS;
 	struct kfn_connreq *cr = NULL;
 
 	for (;;) {
@@ -748,6 +754,10 @@ void kfn_cm_work(struct work_struct *work)
 			kfn_connreq_free(link, cr);
 		cr = list_first_entry_or_null(&link->connreqs, struct kfn_connreq,
 					      node);
+		if (cr && !budget--) {
+			queue_work(kfn_wq, &link->cm_work);
+			cr = NULL;
+		}
 		if (cr)
 			list_del(&cr->node);
 		mutex_unlock(&link->mutex);

@@ -473,12 +473,21 @@ static int kfn_rx_send(struct kfn_ep *kep, const struct kfn_desc *d,
 static int kfn_rx_write(struct kfn_ep *kep, const struct kfn_desc *d,
 			const void *src, u32 len)
 {
-	bool imm = (d->flags & KFN_DF_LAST) && (d->flags & KFN_DF_IMM);
+	bool last = d->flags & KFN_DF_LAST;
+	bool imm = last && (d->flags & KFN_DF_IMM);
+	/* Of the whole write, once this piece is placed; as @off, mod 2^32. */
+	u32 placed = kep->rx_write + len;
 	struct kfn_op *rop = NULL;
 
 	if (kep->rx_msg)
 		return -EPROTO;
 	if (imm) {
+		/*
+		 * The ULP is told the length of the write: what we placed of
+		 * it, never a count of the peer's that disagrees with it.
+		 */
+		if (le32_to_cpu(d->off) != placed)
+			return -EPROTO;
 		rop = kfn_rq_head(kep);
 		if (!rop)
 			return 1;
@@ -486,11 +495,12 @@ static int kfn_rx_write(struct kfn_ep *kep, const struct kfn_desc *d,
 	if (kfn_mr_access(kep->link, le64_to_cpu(d->key), le64_to_cpu(d->addr),
 			  len, src, NULL))
 		return -EACCES;
+	kep->rx_write = last ? 0 : placed;
 	if (imm) {
 		rop->wc_flags = KFI_WC_IMM | KFI_WC_RDMA_WRITE;
 		rop->imm = le32_to_cpu(d->imm);
 		rop->inv_key = 0;
-		kfn_rq_complete(kep, 0, le32_to_cpu(d->off));
+		kfn_rq_complete(kep, 0, placed);
 	}
 	return 0;
 }

@@ -711,6 +711,23 @@ static void kfn_fuzz_hdr_rsvd(struct kfn_fuzz *f, struct kfn_hdr *hdr, u32 v)
 }
 
 /*
+ * Write a REJECT for the channel after the endpoint's, which is free, so
+ * that the message is otherwise ignored; with a reserved word set to
+ * @rsvd unless it is 0.
+ */
+static void kfn_fuzz_put_free_reject(struct kfn_fuzz *f, u32 rsvd)
+{
+	struct kfn_link *link = f->link;
+	struct kfn_ctrl m;
+
+	kfn_fuzz_ctrl_init(f, &m, KFN_CTRL_REJECT);
+	m.dst_chan = cpu_to_le32((f->kep->lc + 1) % link->in_l.nch);
+	if (rsvd)
+		m.rsvd[kfn_rnd(f) % ARRAY_SIZE(m.rsvd)] = cpu_to_le32(rsvd);
+	kfn_fuzz_put_ctrl(f, &m);
+}
+
+/*
  * A reserved field or flag that is not zero, in a control message or the
  * control header, which resets the link, or in a descriptor or a channel
  * header, which breaks the endpoint's connection; nothing of it is
@@ -725,15 +742,10 @@ static enum kfn_fuzz_verdict kfn_fuzz_reserved(struct kfn_fuzz *f)
 	struct kfn_link *link = f->link;
 	struct kfn_ep *kep = f->kep;
 	u32 cons = kep->rx_cons, v = kfn_rnd(f) | 1;
-	struct kfn_ctrl m;
 
 	switch (kfn_rnd(f) % 6) {
 	case 0:
-		/* A reject for a free channel, else ignored. */
-		kfn_fuzz_ctrl_init(f, &m, KFN_CTRL_REJECT);
-		m.dst_chan = cpu_to_le32((kep->lc + 1) % link->in_l.nch);
-		m.rsvd[kfn_rnd(f) % ARRAY_SIZE(m.rsvd)] = cpu_to_le32(v);
-		kfn_fuzz_put_ctrl(f, &m);
+		kfn_fuzz_put_free_reject(f, v);
 		kfn_link_process(link);
 		return kfn_fuzz_verdict(link->reset);
 	case 1:
@@ -777,12 +789,8 @@ static enum kfn_fuzz_verdict kfn_fuzz_stale(struct kfn_fuzz *f)
 	struct kfn_link *link = f->link;
 	struct kfn_ep *kep = f->kep;
 	u32 ctrl = link->ctrl_cons, cons = kep->rx_cons;
-	struct kfn_ctrl m;
 
-	/* A reject for a free channel, else ignored. */
-	kfn_fuzz_ctrl_init(f, &m, KFN_CTRL_REJECT);
-	m.dst_chan = cpu_to_le32((kep->lc + 1) % link->in_l.nch);
-	kfn_fuzz_put_ctrl(f, &m);
+	kfn_fuzz_put_free_reject(f, 0);
 	kfn_fuzz_put_desc(f, &d, kfn_fuzz_seq(f));
 	/* What kfn_link_event() does when it finds the link down. */
 	atomic_inc(&link->gen);

@@ -519,6 +519,7 @@ struct kfn_rd_job {
  * @stage_used: bytes of it in flight, with what wrapping skipped
  * @stage_cost: bytes of it each descriptor in flight holds
  * @rx_msg: a send is arriving in chunks
+ * @rx_write: bytes placed so far of the write arriving in chunks
  * @rx_more: the last descriptor taken was a piece of a transfer that
  *	more pieces follow
  * @rd_next: tag of our next read
@@ -566,6 +567,7 @@ struct kfn_ep {
 	u32 stage_used;
 	u32 stage_cost[KFN_RING];
 	bool rx_msg;
+	u32 rx_write;
 	bool rx_more;
 	u32 rd_next;
 	struct kfn_rd_job rd[KFN_RING];

@@ -108,10 +108,17 @@ void kfn_kick(struct kfn_link *link)
  * @size bytes at a bus address aligned to @align, as the bridge wants a
  * translation (ntb_mw_get_align(); often the window's size, beyond what
  * an allocator aligns to). Like ntb_transport: an allocation is often
- * aligned already; if not, allocate @align more and align inside it.
+ * aligned already; if not, allocate @align more and align inside it,
+ * when *@pad allows.
+ *
+ * The caller tries sizes from the largest down. Where @align is not
+ * below @size, the padded allocation is mostly padding, and about as
+ * large for every smaller size: it is tried once, at the largest such
+ * size, and *@pad is cleared so that the smaller sizes only get a plain
+ * allocation, kept if it happens to be aligned.
  */
 static int kfn_alloc_aligned(struct kfn_link *link, size_t size,
-			     resource_size_t align)
+			     resource_size_t align, bool *pad)
 {
 	struct device *dev = &link->ntb->pdev->dev;
 	size_t len = size;
@@ -123,9 +130,13 @@ static int kfn_alloc_aligned(struct kfn_link *link, size_t size,
 	buf = dma_alloc_coherent(dev, len, &dma, GFP_KERNEL | __GFP_NOWARN);
 	if (buf && align > 1 && !IS_ALIGNED(dma, align)) {
 		dma_free_coherent(dev, len, buf, dma);
-		len = size + align;
-		buf = dma_alloc_coherent(dev, len, &dma,
-					 GFP_KERNEL | __GFP_NOWARN);
+		buf = NULL;
+		if (*pad) {
+			*pad = align < size;
+			len = size + align;
+			buf = dma_alloc_coherent(dev, len, &dma,
+						 GFP_KERNEL | __GFP_NOWARN);
+		}
 	}
 	if (!buf)
 		return -ENOMEM;
@@ -149,6 +160,7 @@ static int kfn_alloc_inbound(struct kfn_link *link)
 {
 	struct ntb_dev *ntb = link->ntb;
 	resource_size_t addr_align, size_align, size_max;
+	bool pad = true;
 	size_t size;
 	int ret;
 
@@ -166,7 +178,7 @@ static int kfn_alloc_inbound(struct kfn_link *link)
 	for (; size >= KFN_MIN_MW; size /= 2) {
 		if (size_align && !IS_ALIGNED(size, size_align))
 			continue;
-		ret = kfn_alloc_aligned(link, size, addr_align);
+		ret = kfn_alloc_aligned(link, size, addr_align, &pad);
 		if (ret != -ENOMEM)
 			break;
 	}
@@ -791,7 +803,10 @@ static void kfn_remove(struct ntb_client *client, struct ntb_dev *ntb)
 {
 	struct kfn_link *link = ntb->ctx;
 
-	/* From here on the data worker rejects requests rather than queue. */
+	/*
+	 * From here on the data worker rejects the peer's connection
+	 * requests rather than queue them.
+	 */
 	mutex_lock(&link->mutex);
 	link->dying = true;
 	mutex_unlock(&link->mutex);
@@ -799,9 +814,11 @@ static void kfn_remove(struct ntb_client *client, struct ntb_dev *ntb)
 	ntb_clear_ctx(ntb);
 	cancel_delayed_work_sync(&link->link_work);
 	/*
-	 * The requests still queued are freed with the link's mutex held, by
-	 * kfn_link_down() below: the data worker, which the peer's doorbell
-	 * and the drains keep running until then, walks the queue under it.
+	 * The connection worker delivers no more requests. Those still
+	 * queued are freed by kfn_link_down() below, with the link's mutex
+	 * held; none is queued meanwhile (@dying). Until then the data
+	 * worker still runs: not for the peer's doorbell, masked and
+	 * unhooked above, but for the ULPs' drains and posts, which kick it.
 	 */
 	cancel_work_sync(&link->cm_work);
 

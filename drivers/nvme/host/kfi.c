@@ -304,14 +304,29 @@ static int nvme_kfi_alloc_ring(struct nvme_kfi_queue *queue)
 	return 0;
 }
 
-static void nvme_kfi_free_mrs(struct nvme_kfi_queue *queue)
+/*
+ * Requests that still hold a mapped region are about to be cancelled or
+ * failed, and their pages reused or bounced back: the target's access
+ * and the DMA mappings must end before that, not when the queue is freed
+ * after the cancellation. Freeing a region revokes its key, and after the
+ * drain no operation uses one. A stopped queue is only ever freed, and a
+ * new one gets regions of its own.
+ */
+static void nvme_kfi_revoke_mrs(struct nvme_kfi_queue *queue)
 {
 	int i;
 
+	for (i = 0; queue->mrs && i < queue->queue_size; i++) {
+		kfi_mr_free(queue->mrs[i]);
+		queue->mrs[i] = NULL;
+	}
+}
+
+static void nvme_kfi_free_mrs(struct nvme_kfi_queue *queue)
+{
 	if (!queue->mrs)
 		return;
-	for (i = 0; i < queue->queue_size; i++)
-		kfi_mr_free(queue->mrs[i]);	/* revokes a key still mapped */
+	nvme_kfi_revoke_mrs(queue);
 	kfree(queue->mrs);
 	queue->mrs = NULL;
 }
@@ -513,6 +528,7 @@ static void __nvme_kfi_stop_queue(struct nvme_kfi_queue *queue)
 {
 	kfi_disconnect(queue->ep);
 	kfi_ep_drain(queue->ep);
+	nvme_kfi_revoke_mrs(queue);
 }
 
 static void nvme_kfi_stop_queue(struct nvme_kfi_queue *queue)
@@ -1073,7 +1089,8 @@ static int nvme_kfi_map_sg_mr(struct nvme_kfi_queue *queue,
 	u32 access;
 	int ret;
 
-	if (WARN_ON_ONCE(rq->tag < 0 || rq->tag >= queue->queue_size))
+	if (WARN_ON_ONCE(rq->tag < 0 || rq->tag >= queue->queue_size ||
+			 !queue->mrs[rq->tag]))
 		return -EIO;
 	mr = queue->mrs[rq->tag];
 	kfi_iov_sg(&iov, req->sgt.sgl, req->nents);

@@ -22,7 +22,8 @@
 # Single mode runs the discovery log and the nvme-kfi -> nvmet-kfi cell
 # across rxe0/rxe1 in one guest, then deletes the host's Soft-RoCE device (rxe0)
 # while a write is in flight and adds it back: the controller reconnects
-# (reconnect_delay=1), the write completes and the data reads back intact.
+# (reconnect_delay=1), the write completes and the data reads back intact;
+# then resets the controller under fio (verify=crc32c).
 #
 # Without "nvmet-rdma: run commands that beat ESTABLISHED from a work
 # item", the nvme-kfi -> nvmet-rdma cell gets a lockdep report whenever
@@ -216,6 +217,28 @@ rxe_removal_during_io() {
 	echo "$sum"
 }
 
+# resets_during_fio CTRL NS: controller resets while fio writes and
+# verifies NS. A reset tears the queues down and cancels what is in
+# flight, after revoking the requests' regions; the I/O is retried on the
+# new queues and every byte must verify. At least one reset must meet fio.
+resets_during_fio() {
+	local ctrl=$1 ns=$2 pid n=0 rc=0
+	(kf_fio_verify "$ns" resets) &
+	pid=$!
+	while [ $n -lt 3 ]; do
+		sleep 1
+		kill -0 $pid 2>/dev/null || break
+		echo 1 >/sys/class/nvme/$ctrl/reset_controller
+		n=$((n + 1))
+		kf_nvme_wait_state "$ctrl" live 60 ||
+			kf_fail "$ctrl did not come back from reset $n"
+	done
+	wait $pid || rc=$?
+	[ "$rc" -eq 0 ] || kf_fail "fio across controller resets failed"
+	[ $n -gt 0 ] || kf_fail "fio ended before the first reset"
+	echo "$n controller resets under fio, data verified" >&2
+}
+
 test_single() {
 	local sum rcvd ctrl ns1
 	have_modules || { echo "nvme-kfi/nvmet-kfi not built; skipping"; exit 0; }
@@ -234,6 +257,7 @@ test_single() {
 	sum=$(rxe_removal_during_io "$ctrl")
 	target_check rxe-removal "$sum"
 	kf_fio_verify $ns1 after-rxe-removal
+	resets_during_fio "$ctrl" $ns1
 	kf_nvme_disconnect "$ctrl"
 
 	teardown_target

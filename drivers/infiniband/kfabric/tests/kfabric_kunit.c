@@ -57,6 +57,19 @@ static int kt_wait_for(struct kt_wait *w, struct kfi_cq *cq)
 	return w->wc.status;
 }
 
+/* Post @n receives of @msg on @ep, each completing into its own of @w. */
+static void kt_post_recvs(struct kunit *test, struct kfi_ep *ep,
+			  struct kfi_msg *msg, struct kt_wait *w, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		kt_wait_init(&w[i]);
+		msg->cqe = &w[i].cqe;
+		KUNIT_ASSERT_EQ(test, kfi_recv(ep, msg, 0), 0);
+	}
+}
+
 /* Connection events of one endpoint. */
 struct kt_cm {
 	struct kunit *test;
@@ -578,19 +591,30 @@ static void kt_client_remove(struct kfi_domain *domain, void *data)
 	strscpy(c->last, kfi_domain_name(domain), sizeof(c->last));
 }
 
-static void kfi_test_clients(struct kunit *test)
+/*
+ * Register the kunit client, as kt_clients: the test unregisters it and
+ * sets kt_clients back to NULL. With @decline, it declines kt1.
+ */
+static struct kt_client *kt_client_setup(struct kunit *test, bool decline)
 {
 	struct kt_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
-	struct kt_pair *p = test->priv;
-	struct kt_domain *kd;
 
 	KUNIT_ASSERT_NOT_NULL(test, c);
 	kt_clients = c;
 	c->client.name = "kunit";
 	c->client.add = kt_client_add_real;
 	c->client.remove = kt_client_remove;
-	c->decline = true;
+	c->decline = decline;
 	KUNIT_ASSERT_EQ(test, kfi_register_client(&c->client), 0);
+	return c;
+}
+
+static void kfi_test_clients(struct kunit *test)
+{
+	struct kt_client *c = kt_client_setup(test, true);
+	struct kt_pair *p = test->priv;
+	struct kt_domain *kd;
+
 	/* kt0 was added; kt1 declined. */
 	KUNIT_EXPECT_EQ(test, c->adds, 1);
 	KUNIT_EXPECT_PTR_EQ(test, kfi_get_client_data(&p->d0->dom, &c->client), c);
@@ -737,18 +761,12 @@ static void kfi_test_getinfo(struct kunit *test)
 /* A private domain is usable, but neither discovery nor clients see it. */
 static void kfi_test_domain_private(struct kunit *test)
 {
-	struct kt_client *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
+	struct kt_client *c = kt_client_setup(test, false);
 	struct kfi_cq_attr cqa = { .nr_cqe = 4, .comp_vector = -1 };
 	struct kfi_hints h = { .fabric_name = "kunit" };
 	struct kt_domain *kd;
 	struct kfi_cq *cq;
 
-	KUNIT_ASSERT_NOT_NULL(test, c);
-	kt_clients = c;
-	c->client.name = "kunit";
-	c->client.add = kt_client_add_real;
-	c->client.remove = kt_client_remove;
-	KUNIT_ASSERT_EQ(test, kfi_register_client(&c->client), 0);
 	KUNIT_EXPECT_EQ(test, c->adds, 2);
 	/* Even under the name of a visible domain. */
 	kd = kt_domain_add_private("kt0");
@@ -979,11 +997,7 @@ static void kfi_test_domain_removal(struct kunit *test)
 
 	kv = (struct kvec){ buf, sizeof(buf) };
 	kfi_iov_kvec(&iov, &kv, 1);
-	for (i = 0; i < 4; i++) {
-		kt_wait_init(&w[i]);
-		msg.cqe = &w[i].cqe;
-		KUNIT_ASSERT_EQ(test, kfi_recv(p->server, &msg, 0), 0);
-	}
+	kt_post_recvs(test, p->server, &msg, w, ARRAY_SIZE(w));
 	mr = kfi_mr_alloc(&p->d1->dom, 4);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(mr));
 	KUNIT_ASSERT_EQ(test, kfi_mr_map(p->server, mr, &iov,
@@ -1361,11 +1375,7 @@ static void kfi_test_drain(struct kunit *test)
 	struct kfi_msg msg = { .niov = 0 };
 	int i;
 
-	for (i = 0; i < ARRAY_SIZE(w); i++) {
-		kt_wait_init(&w[i]);
-		msg.cqe = &w[i].cqe;
-		KUNIT_ASSERT_EQ(test, kfi_recv(p->server, &msg, 0), 0);
-	}
+	kt_post_recvs(test, p->server, &msg, w, ARRAY_SIZE(w));
 	kfi_ep_drain(p->server);
 	for (i = 0; i < ARRAY_SIZE(w); i++) {
 		KUNIT_EXPECT_EQ(test, w[i].count, 1);
@@ -1964,11 +1974,7 @@ static void kfi_test_free_vs_removal(struct kunit *test)
 	struct kt_call call;
 	int i;
 
-	for (i = 0; i < ARRAY_SIZE(w); i++) {
-		kt_wait_init(&w[i]);
-		msg.cqe = &w[i].cqe;
-		KUNIT_ASSERT_EQ(test, kfi_recv(p->server, &msg, 0), 0);
-	}
+	kt_post_recvs(test, p->server, &msg, w, ARRAY_SIZE(w));
 	p->d1->drain_ms = 200;
 	KUNIT_ASSERT_EQ(test, kt_call_start(&call, kt_call_ep_free, p->server), 0);
 	msleep(50);
