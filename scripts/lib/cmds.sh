@@ -149,6 +149,11 @@ kf_cmd_bench() {
 		kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
 		src=$KF_TEST_TREE
 	fi
+	# kf_initramfs installs the modules and builds the test bed's own
+	# modules against KF_TEST_TREE: that must be the benchmarked tree,
+	# not the test tree, which may hold another version of the series
+	# (and may be in use by another run).
+	KF_TEST_TREE=$src
 	KF_BUILD=${KFABRIC_BENCH_BUILD:-$KF_CACHE/build/bench}
 	KFABRIC_NODEBUG=1
 	[ -n "${KFABRIC_RUNS:-}" ] || KF_RUNS=$KF_CACHE/runs-bench
