@@ -131,20 +131,54 @@ kf_cmd_test() {
 	kf_print_results
 }
 
-# kf bench: build the series without the debug options into a build
-# directory of its own, boot one guest on it, run the benchmark scripts
-# (tests/bench-*.sh) and print the tables they emit (lines starting with
-# "BENCH "). KASAN, lockdep, kmemleak and the debug objects tax code in
-# proportion to the loads, stores and locks it does, so under them a
-# ratio against a baseline (raw verbs, ntb_perf's memcpy_toio()) would
-# measure the instrumentation. KFABRIC_BENCH_TREE=<tree> builds that tree
-# as it is, without applying the series (a work tree under development);
-# KFABRIC_BENCH_FILTER=<glob> runs only the benchmark scripts it matches.
+# kf bench [--icount|--wall-clock]: build the series without the debug
+# options into a build directory of its own, boot one guest on it, run
+# the benchmark scripts (tests/bench-*.sh) and print the tables they emit
+# (lines starting with "BENCH "). KASAN, lockdep, kmemleak and the debug
+# objects tax code in proportion to the loads, stores and locks it does,
+# so under them a ratio against a baseline (raw verbs, ntb_perf's
+# memcpy_toio()) would measure the instrumentation. KFABRIC_BENCH_TREE=
+# <tree> builds that tree as it is, without applying the series (a work
+# tree under development); KFABRIC_BENCH_FILTER=<glob> runs only the
+# benchmark scripts it matches.
+#
+# Modes (--icount or KFABRIC_BENCH_MODE=icount; default wall-clock):
+# under TCG on a shared host the wall-clock ratios move by tens of
+# percent from run to run. With --icount the guest's clock counts
+# executed instructions (KF_ICOUNT, see kf_qemu), on one vCPU, so a
+# benchmark's times are those of the instructions it ran: the same on
+# every run, whatever the host's load. Such a guest has one CPU, so
+# only single-guest cases apply, and its numbers are instruction counts,
+# not speeds a real CPU would reach (every instruction costs the same,
+# memory is never slow); they compare kfabric with its baselines.
+#
+# Each benchmark's lines also go to KF_RUNS/NAME.txt, under the mode.
+
 kf_cmd_bench() {
-	local src=${KFABRIC_BENCH_TREE:-}
+	local src=${KFABRIC_BENCH_TREE:-} mode=${KFABRIC_BENCH_MODE:-wall} label
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--icount) mode=icount ;;
+		--wall-clock) mode=wall ;;
+		*) kf_die "kf bench: unknown argument '$1' (--icount or --wall-clock)" ;;
+		esac
+		shift
+	done
+	case $mode in
+	icount)
+		KF_ICOUNT="shift=2,sleep=off"
+		label="mode: icount shift=2 (deterministic)"
+		;;
+	wall | wall-clock)
+		mode=wall
+		label="mode: wall-clock (noisy)"
+		;;
+	*) kf_die "KFABRIC_BENCH_MODE=$mode: icount or wall" ;;
+	esac
 	kf_host_setup
 	kf_base_resolve
 	kf_log "base: $KF_BASE_DESC"
+	kf_log "bench $label"
 	if [ -z "$src" ]; then
 		kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
 		src=$KF_TEST_TREE
@@ -157,12 +191,52 @@ kf_cmd_bench() {
 	KF_BUILD=${KFABRIC_BENCH_BUILD:-$KF_CACHE/build/bench}
 	KFABRIC_NODEBUG=1
 	[ -n "${KFABRIC_RUNS:-}" ] || KF_RUNS=$KF_CACHE/runs-bench
+	if [ "$mode" = icount ]; then
+		# icount exists only under TCG. The guest's seconds are
+		# instructions now, not the host's seconds, and the guest
+		# skips its idle time: the only deadline that is one on the
+		# host is kf_qemu_wait's. Give it twice the usual time and let
+		# the runner's per-test timeout (guest seconds) wait as long.
+		KF_ACCEL=tcg
+		kf_log "QEMU accelerator: tcg, -icount $KF_ICOUNT, one vCPU"
+		[ -n "${KFABRIC_GUEST_TIMEOUT:-}" ] || KF_GUEST_TIMEOUT=$((KF_GUEST_TIMEOUT * 2))
+		KF_GUEST_ARGS="kf.bench=icount kf.timeout=$KF_GUEST_TIMEOUT"
+	fi
 	kf_results_init
+	rm -f "$KF_RUNS"/bench-*.txt
 	kf_step bench-build kf_build_tree "$src" "$KF_BUILD" ||
 		kf_die "the benchmark kernel does not build (see $KF_BUILD/build.log)"
 	kf_guests "${KFABRIC_BENCH_FILTER:-bench-*}" single
 	echo
 	echo "kernel: $src without debug options, in $KF_BUILD; logs in $KF_RUNS"
-	grep -h '^BENCH ' "$KF_RUNS"/single/console.log | sed 's/^BENCH //'
+	echo "$label"
+	kf_bench_report "$label"
 	kf_print_results
+}
+
+# kf_bench_split CONSOLE: each benchmark's "BENCH " lines into
+# KF_RUNS/NAME.txt, by the runner's markers in the console.
+kf_bench_split() {
+	awk -v dir="$KF_RUNS" '
+	{ sub(/\r$/, "") }
+	/kf-runner: test [^ ]+ start/ {
+		cur = $0; sub(/.*kf-runner: test /, "", cur); sub(/ start.*/, "", cur)
+		next
+	}
+	/kf-runner: test [^ ]+ end/ { cur = ""; next }
+	cur !~ /^bench-/ { next }
+	/^BENCH( |$)/ { sub(/^BENCH ?/, ""); print > (dir "/" cur ".txt") }' "$1"
+}
+
+# kf_bench_report LABEL: each benchmark's lines under LABEL.
+kf_bench_report() {
+	local label=$1 f name
+	kf_bench_split "$KF_RUNS/single/console.log"
+	for f in "$KF_RUNS"/bench-*.txt; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f" .txt)
+		sed -i "1i $name, $label" "$f"
+		echo
+		echo "== $(cat "$f")"
+	done
 }

@@ -12,7 +12,11 @@ PORT=18516
 # iterations, at most 512 KiB per case (a case at a queue depth runs at
 # least that many), sizes up to 1 MiB. The modes alternate case by case,
 # so that both see the same load of the host.
-ROUNDS=${KF_BENCH_ROUNDS:-2}
+# Under icount (kf bench --icount) every round gives the same numbers:
+# one round.
+ROUNDS=2
+[ "${KF_BENCH_MODE:-wall}" != icount ] || ROUNDS=1
+ROUNDS=${KF_BENCH_ROUNDS:-$ROUNDS}
 ARGS="sizes=1M iters=${KF_BENCH_ITERS:-50} bytes=${KF_BENCH_BYTES:-512K}"
 
 # bench_run API CASE: one benchmark case; its rows on stdout. Returns 2
@@ -68,7 +72,7 @@ test_single() {
 	: >"$rows"
 	verbs=1
 	echo "serve fabric=verbs addr=$KF_PEER_IP port=$PORT" >"$dir/run"
-	echo "kfabric over verbs vs raw verbs (Soft-RoCE, TCG guest): $ARGS, best of $ROUNDS" |
+	echo "kfabric over verbs vs raw verbs (Soft-RoCE, TCG guest, clock $KF_BENCH_MODE): $ARGS, best of $ROUNDS" |
 		sed 's/^/BENCH /'
 	for r in $(seq 1 "$ROUNDS"); do
 		# Whichever mode runs second meets the teardown of the first
