@@ -152,7 +152,11 @@ kf_cmd_test() {
 # not speeds a real CPU would reach (every instruction costs the same,
 # memory is never slow); they compare kfabric with its baselines.
 #
-# Each benchmark's lines also go to KF_RUNS/NAME.txt, under the mode.
+# Each benchmark's lines also go to KF_RUNS/NAME.txt; the lines its
+# script prints with the prefix "CSV " to KF_RUNS/NAME.csv (first line
+# the header; columns 1-5: case, bytes, queue depth, kfabric MB/s,
+# baseline MB/s), which gnuplot draws as KF_RUNS/NAME.png.
+KF_BENCH_PKGS=(gnuplot-nox)
 
 kf_cmd_bench() {
 	local src=${KFABRIC_BENCH_TREE:-} mode=${KFABRIC_BENCH_MODE:-wall} label
@@ -176,6 +180,7 @@ kf_cmd_bench() {
 	*) kf_die "KFABRIC_BENCH_MODE=$mode: icount or wall" ;;
 	esac
 	kf_host_setup
+	kf_need_pkgs "${KF_BENCH_PKGS[@]}"
 	kf_base_resolve
 	kf_log "base: $KF_BASE_DESC"
 	kf_log "bench $label"
@@ -203,7 +208,7 @@ kf_cmd_bench() {
 		KF_GUEST_ARGS="kf.bench=icount kf.timeout=$KF_GUEST_TIMEOUT"
 	fi
 	kf_results_init
-	rm -f "$KF_RUNS"/bench-*.txt
+	rm -f "$KF_RUNS"/bench-*.{txt,csv,png,gnuplot.log}
 	kf_step bench-build kf_build_tree "$src" "$KF_BUILD" ||
 		kf_die "the benchmark kernel does not build (see $KF_BUILD/build.log)"
 	kf_guests "${KFABRIC_BENCH_FILTER:-bench-*}" single
@@ -215,7 +220,8 @@ kf_cmd_bench() {
 }
 
 # kf_bench_split CONSOLE: each benchmark's "BENCH " lines into
-# KF_RUNS/NAME.txt, by the runner's markers in the console.
+# KF_RUNS/NAME.txt and its "CSV " lines into KF_RUNS/NAME.csv, by the
+# runner's markers in the console.
 kf_bench_split() {
 	awk -v dir="$KF_RUNS" '
 	{ sub(/\r$/, "") }
@@ -225,12 +231,60 @@ kf_bench_split() {
 	}
 	/kf-runner: test [^ ]+ end/ { cur = ""; next }
 	cur !~ /^bench-/ { next }
-	/^BENCH( |$)/ { sub(/^BENCH ?/, ""); print > (dir "/" cur ".txt") }' "$1"
+	/^BENCH( |$)/ { sub(/^BENCH ?/, ""); print > (dir "/" cur ".txt") }
+	/^CSV / { sub(/^CSV /, ""); print > (dir "/" cur ".csv") }' "$1"
 }
 
-# kf_bench_report LABEL: each benchmark's lines under LABEL.
+# kf_bench_plot CSV PNG TITLE: throughput against transfer size, one
+# line per case and queue depth for kfabric (column 4) and, dashed in the
+# same colour, for its baseline (column 5); log scales, as the numbers
+# span orders of magnitude.
+kf_bench_plot() {
+	local csv=$1 png=$2 title=$3
+	awk -F, -v png="$png" -v title="$title" '
+	function num(v) { return (v == "" || v == "-") ? "NaN" : v }
+	NR == 1 { kname = $4; bname = $5; next }
+	$2 ~ /^[0-9]+$/ {
+		key = $1 " qd" $3
+		if (!(key in data)) keys[n++] = key
+		data[key] = data[key] $2 " " num($4) " " num($5) "\n"
+	}
+	END {
+		print "set terminal pngcairo size 1200,750"
+		print "set output \"" png "\""
+		print "set title \"" title "\" noenhanced"
+		print "set logscale x 2"
+		print "set logscale y 10"
+		print "set format x \"%.0b%BB\""
+		print "set xlabel \"transfer size\""
+		print "set ylabel \"MB/s\""
+		print "set key outside right noenhanced"
+		print "set grid"
+		print "set offsets graph 0.05, graph 0.05, 0, 0"
+		for (i = 0; i < n; i++)
+			printf "$d%d << EOD\n%sEOD\n", i, data[keys[i]]
+		# Ten colours, then the next point shape (filled for kfabric,
+		# open for the baseline).
+		nc = split("#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b " \
+			   "#e377c2 #7f7f7f #bcbd22 #17becf", col, " ")
+		split("7 5 9 11 13", fpt, " "); split("6 4 8 10 12", opt, " ")
+		printf "plot "
+		for (i = 0; i < n; i++) {
+			c = col[i % nc + 1]; s = int(i / nc) % 5 + 1
+			printf "%s$d%d using 1:2 with linespoints lw 2 lc rgb \"%s\" pt %d title \"%s %s\", ",
+			       i ? ", " : "", i, c, fpt[s], keys[i], kname
+			printf "$d%d using 1:3 with linespoints lw 2 dt 2 lc rgb \"%s\" pt %d title \"%s %s\"",
+			       i, c, opt[s], keys[i], bname
+		}
+		print ""
+	}' "$csv" | gnuplot
+}
+
+# kf_bench_report LABEL: each benchmark's lines under LABEL, its CSV and
+# its plot; their paths at the end.
 kf_bench_report() {
 	local label=$1 f name
+	local -a files=()
 	kf_bench_split "$KF_RUNS/single/console.log"
 	for f in "$KF_RUNS"/bench-*.txt; do
 		[ -f "$f" ] || continue
@@ -239,4 +293,17 @@ kf_bench_report() {
 		echo
 		echo "== $(cat "$f")"
 	done
+	for f in "$KF_RUNS"/bench-*.csv; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f" .csv)
+		files+=("$f")
+		if kf_bench_plot "$f" "${f%.csv}.png" "$name, $label" \
+			2>"${f%.csv}.gnuplot.log"; then
+			files+=("${f%.csv}.png")
+		else
+			kf_warn "gnuplot failed for $name (see ${f%.csv}.gnuplot.log)"
+		fi
+	done
+	echo
+	if ((${#files[@]})); then printf 'written: %s\n' "${files[@]}"; fi
 }

@@ -116,6 +116,22 @@ test_single() {
 		line("rma_read_1MiB_qd1", one["read"], 1)
 		printf "BENCH send_recv_rtt_%dB_us %.1f\n", lat_size, lat / 1000
 	}' /tmp/bench-kfi-ntb.results
+	# Every row as CSV for scripts/kf bench, with the baselines (1 MiB
+	# only) in the RMA rows.
+	awk -v memcpy="$memcpy" -v perf="${perf:-0}" '
+	function r(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "" }
+	BEGIN {
+		print "CSV op,bytes,qd,kfi_MB/s,ntb_perf_MB/s,ratio_to_ntb_perf," \
+		      "memcpy_MB/s,ratio_to_memcpy,avg_us"
+	}
+	$1 == "#" && $3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ {
+		p = ""; m = ""
+		if ($2 ~ /(write|read)$/ && $4 == 1048576) {
+			p = perf > 0 ? perf : ""; m = memcpy > 0 ? memcpy : ""
+		}
+		printf "CSV %s,%s,%s,%s,%s,%s,%s,%s,%.1f\n", $2, $4, $3, $6,
+		       p, r($6, p), m, r($6, m), $7 / 1000
+	}' /tmp/bench-kfi-ntb.results
 	rmmod kfi_selftest
 	rmmod ntb_hw_ivshmem
 	rmmod kfi_ntb

@@ -36,8 +36,9 @@ bench_run() {
 # The best of each mode per case (highest throughput, lowest latency) and
 # their ratios: throughput kfabric/verbs (target >= 0.95), latency
 # kfabric/verbs (target <= 1.05). Throughput is bytes * iters / time_us.
+# bench_table csv: the same as comma-separated values, with a header.
 bench_table() {
-	awk '
+	awk -v csv="${1:-}" '
 	{
 		k = $2 " " $4 " " $3
 		if (!(k in seen)) { seen[k] = 1; keys[n++] = k }
@@ -47,6 +48,21 @@ bench_table() {
 	}
 	function ratio(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "-" }
 	END {
+		if (csv) {
+			print "op,bytes,qd,kfi_MB/s,verbs_MB/s,ratio,kfi_us,verbs_us,lat_ratio"
+			for (i = 0; i < n; i++) {
+				k = keys[i]
+				split(k, f, " ")
+				if (!((k, "kfi") in tput) || !((k, "verbs") in tput))
+					continue
+				printf "%s,%s,%s,%.4f,%.4f,%s,%.1f,%.1f,%s\n",
+				       f[1], f[2], f[3], tput[k, "kfi"], tput[k, "verbs"],
+				       ratio(tput[k, "kfi"], tput[k, "verbs"]),
+				       lat[k, "kfi"] / 1000, lat[k, "verbs"] / 1000,
+				       ratio(lat[k, "kfi"], lat[k, "verbs"])
+			}
+			exit
+		}
 		printf "%-9s %8s %3s %10s %10s %6s %10s %10s %6s\n", "op", "bytes",
 		       "qd", "kfi_MB/s", "verbs_MB/s", "ratio", "kfi_us",
 		       "verbs_us", "ratio"
@@ -102,4 +118,5 @@ test_single() {
 	sed 's/^# /BENCH   /' "$rows"
 	echo "BENCH"
 	bench_table <"$rows" | sed 's/^/BENCH /'
+	bench_table csv <"$rows" | sed 's/^/CSV /'
 }

@@ -102,6 +102,36 @@ table() {
 	}'
 }
 
+# The rows as CSV for scripts/kf bench: per job, kfi-verbs against rdma
+# and kfi-ntb against tcp.
+csv() {
+	awk '
+	{
+		k = $2 " " $3 " " $4
+		if (!(k in seen)) { seen[k] = 1; keys[n++] = k }
+		mb[k, $1] = $5; iops[k, $1] = $6; lat[k, $1] = $7
+	}
+	function v(a, k, t) { return (k, t) in a ? a[k, t] : "" }
+	function pair(k, a, b,    f, bytes) {
+		if (!((k, a) in mb) || !((k, b) in mb))
+			return
+		split(k, f, " ")
+		bytes = f[2]; sub(/k$/, "", bytes); bytes *= 1024
+		printf "%s:%s/%s,%d,%s,%s,%s,%s,%s,%s,%s,%s\n", f[1], a, b, bytes,
+		       f[3], mb[k, a], mb[k, b],
+		       (mb[k, b] > 0 ? sprintf("%.3f", mb[k, a] / mb[k, b]) : ""),
+		       v(iops, k, a), v(iops, k, b), v(lat, k, a), v(lat, k, b)
+	}
+	END {
+		print "job,bytes,qd,kfi_MB/s,baseline_MB/s,ratio,kfi_iops," \
+		      "baseline_iops,kfi_lat_us,baseline_lat_us"
+		for (j = 0; j < n; j++) {
+			pair(keys[j], "kfi-verbs", "rdma")
+			pair(keys[j], "kfi-ntb", "tcp")
+		}
+	}'
+}
+
 test_single() {
 	local s=$CFS/subsystems/$NQN ctrls="" c name job rw bs qd ntb=1
 	if [ -z "$(find /lib/modules/$(uname -r) -name 'nvme-kfi.ko*')" ]; then
@@ -160,6 +190,7 @@ test_single() {
 	done
 	echo "BENCH"
 	table </tmp/bench.rows | sed 's/^/BENCH /'
+	csv </tmp/bench.rows | sed 's/^/CSV /'
 
 	for c in $ctrls; do
 		echo 1 >/sys/class/nvme/${c#*:}/delete_controller
