@@ -108,7 +108,13 @@ kf_initramfs() {
 	cp "$KF_TOP/scripts/guest/runner.sh" "$KF_TOP/scripts/guest/lib.sh" "$stage/kf/"
 	cp "$KF_TOP"/scripts/guest/tests/*.sh "$stage/kf/tests/" 2>/dev/null
 	chmod +x "$stage/init" "$stage/kf/runner.sh"
-	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) \
+	# The same bytes for the same files: file times, inode numbers and
+	# order fixed. Under kf bench --icount the guest's instruction
+	# stream, and with it every time it measures, would otherwise differ
+	# from boot to boot from the unpacking of the initramfs on.
+	find "$stage" -exec touch -h -d @946684800 {} +
+	(cd "$stage" && find . -print0 | LC_ALL=C sort -z |
+		cpio --null -o -H newc --reproducible --quiet | gzip -1 -n) \
 		>"$out/initramfs.cpio.gz" || kf_die "cannot pack the initramfs"
 }
 
