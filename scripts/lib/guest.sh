@@ -19,6 +19,16 @@ KF_RUNS=${KFABRIC_RUNS:-$KF_CACHE/runs}
 KF_GUEST_MEM=${KFABRIC_GUEST_MEM:-2G}
 KF_GUEST_TIMEOUT=${KFABRIC_GUEST_TIMEOUT:-3000}
 
+# KF_ICOUNT: QEMU -icount options (kf bench --icount). The guest's clock
+# then counts executed instructions (shift=2: 4 ns each) and jumps over
+# idle time (sleep=off), so the times the guest measures depend on the
+# code it runs, not on the host's load. icount needs single-threaded TCG
+# and one vCPU: under icount a second vCPU hangs the guest at its
+# bring-up. -seed makes QEMU's random numbers (RDRAND, RDSEED) the same
+# on every boot, and the RTC starts at the same date and follows the
+# guest's clock: the kernel mixes both into its random pool at boot.
+KF_ICOUNT=${KF_ICOUNT:-}
+
 # Console lines that mean the kernel complained. Markers the runner writes
 # ("kf-runner: test NAME start") attribute each to the test that ran.
 KF_SPLAT_RE='BUG:|WARNING:|Oops|general protection fault|kernel BUG at|UBSAN:|KASAN|unreferenced object|ODEBUG:|INFO: task .* blocked|INFO: possible|INFO: trying to register|INFO: lockdep|detected stalls|soft lockup|hard LOCKUP|Kernel panic|Call Trace:|list_(add|del) corruption|refcount_t:|kfabric: .*leak'
@@ -98,7 +108,13 @@ kf_initramfs() {
 	cp "$KF_TOP/scripts/guest/runner.sh" "$KF_TOP/scripts/guest/lib.sh" "$stage/kf/"
 	cp "$KF_TOP"/scripts/guest/tests/*.sh "$stage/kf/tests/" 2>/dev/null
 	chmod +x "$stage/init" "$stage/kf/runner.sh"
-	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) \
+	# The same bytes for the same files: file times, inode numbers and
+	# order fixed. Under kf bench --icount the guest's instruction
+	# stream, and with it every time it measures, would otherwise differ
+	# from boot to boot from the unpacking of the initramfs on.
+	find "$stage" -exec touch -h -d @946684800 {} +
+	(cd "$stage" && find . -print0 | LC_ALL=C sort -z |
+		cpio --null -o -H newc --reproducible --quiet | gzip -1 -n) \
 		>"$out/initramfs.cpio.gz" || kf_die "cannot pack the initramfs"
 }
 
@@ -141,12 +157,19 @@ kf_qemu() {
 	# ktime_get(); TCG derives each vCPU's TSC from the host's, which is
 	# constant and synchronised.
 	local dir=$1 cmdline=$2 cpu=${KFABRIC_QEMU_CPU:-max,la57=off}
+	local accel=$KF_ACCEL smp=${KFABRIC_QEMU_SMP:-2,sockets=2}
+	local -a det=()
 	shift 2
 	[ "$KF_ACCEL" = kvm ] && cpu=host
+	if [ -n "$KF_ICOUNT" ]; then
+		accel=tcg,thread=single
+		smp=1
+		det=(-icount "$KF_ICOUNT" -seed 1 -rtc base=2026-01-01T00:00:00,clock=vm)
+	fi
 	mkdir -p "$dir"
 	rm -f "$dir"/{console,results}.log
-	qemu-system-x86_64 -accel "$KF_ACCEL" -cpu "$cpu" -m "$KF_GUEST_MEM" \
-		-smp "${KFABRIC_QEMU_SMP:-2,sockets=2}" \
+	qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m "$KF_GUEST_MEM" \
+		-smp "$smp" "${det[@]}" \
 		-nodefaults -display none -no-reboot \
 		-kernel "$KF_BUILD/arch/x86/boot/bzImage" -initrd "$KF_BUILD/initramfs.cpio.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=7 tsc=reliable $cmdline" \
@@ -289,6 +312,7 @@ kf_boot_mode() {
 	local extra="memmap=$KF_NTB_RESERVE\$$KF_NTB_BASE"
 	local -a ntb
 	[ -n "$filter" ] && extra="$extra kf.filter=$filter"
+	[ -n "${KF_GUEST_ARGS:-}" ] && extra="$extra $KF_GUEST_ARGS"
 	deadline=$(($(date +%s) + KF_GUEST_TIMEOUT))
 	# This runs in a subshell of its own (see kf_guests), maybe next to
 	# the other mode's: stop only this mode's guests.

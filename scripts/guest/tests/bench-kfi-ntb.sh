@@ -24,6 +24,10 @@ DBG=/sys/kernel/debug
 NTB_P0=0000:00:05.0
 NTB_P1=0000:00:06.0
 ARGS="sizes=1M iters=${KF_BENCH_ITERS:-200}"
+# Under icount the ports ring each other without a host event, so that
+# doorbells land at the same instruction on every run (local_ring=1).
+NTB_PARAMS=
+[ "${KF_BENCH_MODE:-wall}" != icount ] || NTB_PARAMS=local_ring=1
 
 # ntb_perf_mbs DEV: ntb_perf's bandwidth from DEV to its peer in MB/s (the
 # sum over its threads), empty when it did not run.
@@ -60,13 +64,14 @@ ntb_irq_spread() {
 test_single() {
 	perf=
 	if modprobe ntb_perf total_order=26 chunk_order=20 max_mw_size=0x400000 2>/dev/null &&
-		modprobe ntb_hw_ivshmem 2>/dev/null; then
+		modprobe ntb_hw_ivshmem $NTB_PARAMS 2>/dev/null; then
 		perf=$(ntb_perf_mbs $NTB_P0)
 		echo "BENCH ntb_perf $NTB_P0 to $NTB_P1: ${perf:-failed} MB/s (64 MiB in 1 MiB chunks)"
 		rmmod ntb_hw_ivshmem
 	fi
 	rmmod ntb_perf 2>/dev/null || true
-	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem 2>/dev/null; then
+	if ! modprobe kfi_ntb 2>/dev/null ||
+		! modprobe ntb_hw_ivshmem $NTB_PARAMS 2>/dev/null; then
 		echo "BENCH kfi_ntb or ntb_hw_ivshmem is not built: no NTB benchmark"
 		return 0
 	fi
@@ -115,6 +120,22 @@ test_single() {
 		line("rma_write_1MiB_qd1", one["write"], 1)
 		line("rma_read_1MiB_qd1", one["read"], 1)
 		printf "BENCH send_recv_rtt_%dB_us %.1f\n", lat_size, lat / 1000
+	}' /tmp/bench-kfi-ntb.results
+	# Every row as CSV for scripts/kf bench, with the baselines (1 MiB
+	# only) in the RMA rows.
+	awk -v memcpy="$memcpy" -v perf="${perf:-0}" '
+	function r(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "" }
+	BEGIN {
+		print "CSV op,bytes,qd,kfi_MB/s,ntb_perf_MB/s,ratio_to_ntb_perf," \
+		      "memcpy_MB/s,ratio_to_memcpy,avg_us"
+	}
+	$1 == "#" && $3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/ {
+		p = ""; m = ""
+		if ($2 ~ /(write|read)$/ && $4 == 1048576) {
+			p = perf > 0 ? perf : ""; m = memcpy > 0 ? memcpy : ""
+		}
+		printf "CSV %s,%s,%s,%s,%s,%s,%s,%s,%.1f\n", $2, $4, $3, $6,
+		       p, r($6, p), m, r($6, m), $7 / 1000
 	}' /tmp/bench-kfi-ntb.results
 	rmmod kfi_selftest
 	rmmod ntb_hw_ivshmem

@@ -12,7 +12,11 @@ PORT=18516
 # iterations, at most 512 KiB per case (a case at a queue depth runs at
 # least that many), sizes up to 1 MiB. The modes alternate case by case,
 # so that both see the same load of the host.
-ROUNDS=${KF_BENCH_ROUNDS:-2}
+# Under icount (kf bench --icount) every round gives the same numbers:
+# one round.
+ROUNDS=2
+[ "${KF_BENCH_MODE:-wall}" != icount ] || ROUNDS=1
+ROUNDS=${KF_BENCH_ROUNDS:-$ROUNDS}
 ARGS="sizes=1M iters=${KF_BENCH_ITERS:-50} bytes=${KF_BENCH_BYTES:-512K}"
 
 # bench_run API CASE: one benchmark case; its rows on stdout. Returns 2
@@ -32,8 +36,9 @@ bench_run() {
 # The best of each mode per case (highest throughput, lowest latency) and
 # their ratios: throughput kfabric/verbs (target >= 0.95), latency
 # kfabric/verbs (target <= 1.05). Throughput is bytes * iters / time_us.
+# bench_table csv: the same as comma-separated values, with a header.
 bench_table() {
-	awk '
+	awk -v csv="${1:-}" '
 	{
 		k = $2 " " $4 " " $3
 		if (!(k in seen)) { seen[k] = 1; keys[n++] = k }
@@ -43,6 +48,21 @@ bench_table() {
 	}
 	function ratio(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "-" }
 	END {
+		if (csv) {
+			print "op,bytes,qd,kfi_MB/s,verbs_MB/s,ratio,kfi_us,verbs_us,lat_ratio"
+			for (i = 0; i < n; i++) {
+				k = keys[i]
+				split(k, f, " ")
+				if (!((k, "kfi") in tput) || !((k, "verbs") in tput))
+					continue
+				printf "%s,%s,%s,%.4f,%.4f,%s,%.1f,%.1f,%s\n",
+				       f[1], f[2], f[3], tput[k, "kfi"], tput[k, "verbs"],
+				       ratio(tput[k, "kfi"], tput[k, "verbs"]),
+				       lat[k, "kfi"] / 1000, lat[k, "verbs"] / 1000,
+				       ratio(lat[k, "kfi"], lat[k, "verbs"])
+			}
+			exit
+		}
 		printf "%-9s %8s %3s %10s %10s %6s %10s %10s %6s\n", "op", "bytes",
 		       "qd", "kfi_MB/s", "verbs_MB/s", "ratio", "kfi_us",
 		       "verbs_us", "ratio"
@@ -68,7 +88,7 @@ test_single() {
 	: >"$rows"
 	verbs=1
 	echo "serve fabric=verbs addr=$KF_PEER_IP port=$PORT" >"$dir/run"
-	echo "kfabric over verbs vs raw verbs (Soft-RoCE, TCG guest): $ARGS, best of $ROUNDS" |
+	echo "kfabric over verbs vs raw verbs (Soft-RoCE, TCG guest, clock $KF_BENCH_MODE): $ARGS, best of $ROUNDS" |
 		sed 's/^/BENCH /'
 	for r in $(seq 1 "$ROUNDS"); do
 		# Whichever mode runs second meets the teardown of the first
@@ -98,4 +118,5 @@ test_single() {
 	sed 's/^# /BENCH   /' "$rows"
 	echo "BENCH"
 	bench_table <"$rows" | sed 's/^/BENCH /'
+	bench_table csv <"$rows" | sed 's/^/CSV /'
 }

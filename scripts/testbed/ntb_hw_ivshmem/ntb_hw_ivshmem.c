@@ -84,6 +84,16 @@
  * dmaengine device is the port's PCI function, whose streaming mappings
  * are the identity, so a DMA address is the physical address to copy.
  *
+ * With local_ring=1, for one guest that has both ports (the test bed's
+ * single mode), a port rings its peer, or itself, through an irq_work of
+ * the port rung instead of the doorbell register: an event the ivshmem
+ * device carries is an eventfd that QEMU's main loop picks up whenever the
+ * host gets to it, so the instruction at which the interrupt lands differs
+ * from run to run. The irq_work's interrupt is a self-IPI, taken at the
+ * same instruction on every run, which kf bench --icount needs for
+ * identical runs. A ring for a port that is not bound in this guest is
+ * dropped (the slow poll still sees the link come up).
+ *
  * debugfs: <debugfs>/ntb_hw_ivshmem/<pci name>/link takes "down" and "up"
  * to force link loss as a cable pull would; "info" shows the state; "dma"
  * shows the engine's counters and takes a number of descriptors to fail.
@@ -98,6 +108,7 @@
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
+#include <linux/irq_work.h>
 #include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/ntb.h>
@@ -118,6 +129,10 @@ MODULE_PARM_DESC(dma_engine, "Offer an emulated memcpy DMA engine per port, copy
 static bool strict_align;
 module_param(strict_align, bool, 0444);
 MODULE_PARM_DESC(strict_align, "Behave as a bridge that wants translations aligned to the window size, with an allocator that does not align for the client (default false)");
+
+static bool local_ring;
+module_param(local_ring, bool, 0444);
+MODULE_PARM_DESC(local_ring, "Both ports are in this guest: ring them through an irq_work, not the device, so interrupts land at the same instruction on every run (default false)");
 
 #define PCI_DEVICE_ID_IVSHMEM		0x1110
 
@@ -266,6 +281,8 @@ struct ntb_ivshmem_dma {
  * @link_work: evaluates the link state; also the slow poll
  * @dma: the emulated DMA engine, or NULL
  * @dbgfs: debugfs directory of the port
+ * @ring_work: with local_ring, the link and doorbell "vectors"
+ * @local: with local_ring, entry in ntb_ivshmem_local
  */
 struct ntb_ivshmem {
 	struct ntb_dev ntb;
@@ -296,19 +313,42 @@ struct ntb_ivshmem {
 	struct delayed_work link_work;
 	struct ntb_ivshmem_dma *dma;
 	struct dentry *dbgfs;
+	struct irq_work ring_work[NTB_IVSHMEM_NR_VECS];
+	struct list_head local;
 };
 
 static struct dentry *ntb_ivshmem_dbgfs_root;
+
+/* With local_ring: the bound ports, which ntb_ivshmem_ring() looks up. */
+static LIST_HEAD(ntb_ivshmem_local);
+static DEFINE_SPINLOCK(ntb_ivshmem_local_lock);
 
 static struct ntb_ivshmem *ntb_ndev(struct ntb_dev *ntb)
 {
 	return container_of(ntb, struct ntb_ivshmem, ntb);
 }
 
-/* Raise MSI-X vector @vec of port @id (ours or the peer's). */
+/*
+ * Raise MSI-X vector @vec of port @id (ours or the peer's); with
+ * local_ring, queue its irq_work instead (see the top of the file).
+ */
 static void ntb_ivshmem_ring(struct ntb_ivshmem *ndev, u32 id, u32 vec)
 {
-	writel(IVSHMEM_DOORBELL(id, vec), ndev->regs + IVSHMEM_REG_DOORBELL);
+	struct ntb_ivshmem *t;
+	unsigned long flags;
+
+	if (!local_ring) {
+		writel(IVSHMEM_DOORBELL(id, vec), ndev->regs + IVSHMEM_REG_DOORBELL);
+		return;
+	}
+	spin_lock_irqsave(&ntb_ivshmem_local_lock, flags);
+	list_for_each_entry(t, &ntb_ivshmem_local, local) {
+		if (t->id == id) {
+			irq_work_queue(&t->ring_work[vec]);
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&ntb_ivshmem_local_lock, flags);
 }
 
 /*
@@ -383,6 +423,47 @@ static irqreturn_t ntb_ivshmem_db_isr(int irq, void *data)
 	if (atomic64_read(&ndev->self->db) & ~READ_ONCE(ndev->db_mask))
 		ntb_db_event(&ndev->ntb, 0);
 	return IRQ_HANDLED;
+}
+
+static void ntb_ivshmem_link_ring(struct irq_work *w)
+{
+	ntb_ivshmem_link_isr(0, container_of(w, struct ntb_ivshmem,
+					     ring_work[NTB_IVSHMEM_VEC_LINK]));
+}
+
+static void ntb_ivshmem_db_ring(struct irq_work *w)
+{
+	ntb_ivshmem_db_isr(0, container_of(w, struct ntb_ivshmem,
+					   ring_work[NTB_IVSHMEM_VEC_DB]));
+}
+
+/* Undo ntb_ivshmem_local_add(): no ring reaches the port after this. */
+static void ntb_ivshmem_local_del(void *data)
+{
+	struct ntb_ivshmem *ndev = data;
+	int i;
+
+	spin_lock_irq(&ntb_ivshmem_local_lock);
+	list_del(&ndev->local);
+	spin_unlock_irq(&ntb_ivshmem_local_lock);
+	for (i = 0; i < NTB_IVSHMEM_NR_VECS; i++)
+		irq_work_sync(&ndev->ring_work[i]);
+}
+
+/*
+ * With local_ring, make the port reachable by ntb_ivshmem_ring(); undone
+ * before its IRQs are freed.
+ */
+static int ntb_ivshmem_local_add(struct ntb_ivshmem *ndev, struct device *dev)
+{
+	if (!local_ring)
+		return 0;
+	init_irq_work(&ndev->ring_work[NTB_IVSHMEM_VEC_LINK], ntb_ivshmem_link_ring);
+	init_irq_work(&ndev->ring_work[NTB_IVSHMEM_VEC_DB], ntb_ivshmem_db_ring);
+	spin_lock_irq(&ntb_ivshmem_local_lock);
+	list_add_tail(&ndev->local, &ntb_ivshmem_local);
+	spin_unlock_irq(&ntb_ivshmem_local_lock);
+	return devm_add_action_or_reset(dev, ntb_ivshmem_local_del, ndev);
 }
 
 /*
@@ -1389,6 +1470,9 @@ static int ntb_ivshmem_probe(struct pci_dev *pdev,
 		return rc;
 	rc = devm_request_irq(dev, pci_irq_vector(pdev, NTB_IVSHMEM_VEC_DB),
 			      ntb_ivshmem_db_isr, 0, KBUILD_MODNAME, ndev);
+	if (rc)
+		return rc;
+	rc = ntb_ivshmem_local_add(ndev, dev);
 	if (rc)
 		return rc;
 
