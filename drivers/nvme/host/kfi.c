@@ -76,6 +76,7 @@ struct nvme_kfi_request {
 	struct nvme_kfi_queue	*queue;
 	struct kfi_cqe		send_cqe;
 	struct kfi_cqe		inv_cqe;
+	struct kfi_cqe		abort_inv_cqe;
 	struct nvme_command	*cmd;
 	struct kvec		cmd_kvec;
 	struct kfi_mr		*mr;		/* mapped for this I/O, or NULL */
@@ -171,6 +172,7 @@ static void nvme_kfi_exit_request(struct blk_mq_tag_set *set,
 
 static void nvme_kfi_send_done(struct kfi_cq *cq, struct kfi_wc *wc);
 static void nvme_kfi_inv_done(struct kfi_cq *cq, struct kfi_wc *wc);
+static void nvme_kfi_abort_inv_done(struct kfi_cq *cq, struct kfi_wc *wc);
 
 static int nvme_kfi_init_request(struct blk_mq_tag_set *set,
 				 struct request *rq, unsigned int hctx_idx,
@@ -188,6 +190,7 @@ static int nvme_kfi_init_request(struct blk_mq_tag_set *set,
 	req->cmd_kvec.iov_len = sizeof(*req->cmd);
 	req->send_cqe.done = nvme_kfi_send_done;
 	req->inv_cqe.done = nvme_kfi_inv_done;
+	req->abort_inv_cqe.done = nvme_kfi_abort_inv_done;
 	req->queue = &ctrl->queues[queue_idx];
 	nvme_req(rq)->cmd = req->cmd;
 	return 0;
@@ -1051,6 +1054,20 @@ static void nvme_kfi_inv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 		nvme_kfi_end_request(req);	/* the old key is dead now */
 }
 
+/*
+ * The invalidation of a region whose command was never sent: signalled,
+ * so that the region is free for the tag's next request as soon as it
+ * completes rather than whenever a later completion retires it.
+ */
+static void nvme_kfi_abort_inv_done(struct kfi_cq *cq, struct kfi_wc *wc)
+{
+	struct nvme_kfi_request *req =
+		container_of(wc->cqe, struct nvme_kfi_request, abort_inv_cqe);
+
+	if (unlikely(wc->status))
+		nvme_kfi_wc_error(req->queue, wc, "LOCAL_INV");
+}
+
 static void nvme_kfi_set_sg_null(struct nvme_command *c)
 {
 	struct nvme_keyed_sgl_desc *sg = &c->common.dptr.ksgl;
@@ -1434,9 +1451,9 @@ static blk_status_t nvme_kfi_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	err = nvme_kfi_post_cmd(queue, req);
 	if (unlikely(err)) {
-		/* Nobody got the key: end the mapping, unsignaled. */
+		/* Nobody got the key: end the mapping before a retry. */
 		if (req->mr &&
-		    kfi_mr_invalidate(queue->ep, req->mr, NULL, KFI_UNSIGNALED))
+		    kfi_mr_invalidate(queue->ep, req->mr, &req->abort_inv_cqe, 0))
 			nvme_kfi_error_recovery(queue->ctrl);
 		nvme_kfi_unmap_data(req);
 		goto err;
@@ -1448,7 +1465,8 @@ err:
 	nvme_cleanup_cmd(rq);
 	if (err == -EIO)
 		return nvme_host_path_error(rq);
-	if (err == -ENOMEM || err == -EAGAIN)
+	/* -EBUSY: the tag's region is still being invalidated, see above. */
+	if (err == -ENOMEM || err == -EAGAIN || err == -EBUSY)
 		return BLK_STS_RESOURCE;
 	return BLK_STS_IOERR;
 }

@@ -230,9 +230,21 @@ static int nvmet_kfi_alloc_cmds(struct nvmet_kfi_queue *queue)
 	return 0;
 }
 
+/*
+ * A command holds its response from its receive until the response's send
+ * completes. Its receive buffer is reposted only when the response goes
+ * out, so at most a receive queue of commands execute and at most a send
+ * queue of responses are being sent: the pool never runs dry, and a
+ * command never waits for a response (nvmet-rdma allocates one then).
+ */
+static int nvmet_kfi_nr_rsps(const struct nvmet_kfi_queue *queue)
+{
+	return queue->recv_queue_size + queue->send_queue_size;
+}
+
 static void nvmet_kfi_free_rsps(struct nvmet_kfi_queue *queue)
 {
-	int i, nr_rsps = queue->recv_queue_size * 2;
+	int i, nr_rsps = nvmet_kfi_nr_rsps(queue);
 
 	if (!queue->rsps)
 		return;
@@ -243,14 +255,9 @@ static void nvmet_kfi_free_rsps(struct nvmet_kfi_queue *queue)
 	sbitmap_free(&queue->rsp_tags);
 }
 
-/*
- * Twice the receive queue: a command's receive is reposted before its
- * response is sent, so a response may still be in flight while the next
- * command on that buffer runs.
- */
 static int nvmet_kfi_alloc_rsps(struct nvmet_kfi_queue *queue)
 {
-	int nr_rsps = queue->recv_queue_size * 2;
+	int nr_rsps = nvmet_kfi_nr_rsps(queue);
 	int i;
 
 	if (sbitmap_init_node(&queue->rsp_tags, nr_rsps, -1, GFP_KERNEL,
@@ -680,10 +687,9 @@ static void nvmet_kfi_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 
 	rsp = nvmet_kfi_get_rsp(queue);
 	if (unlikely(!rsp)) {
-		/*
-		 * More commands than the host may have outstanding: drop
-		 * this one, the host times it out.
-		 */
+		/* Not for a host that follows the protocol: nvmet_kfi_nr_rsps(). */
+		pr_warn_ratelimited("queue %d: no response for a command, dropped\n",
+				    queue->idx);
 		nvmet_kfi_post_recv(cmd);
 		return;
 	}
@@ -761,7 +767,7 @@ static void nvmet_kfi_reclaim_rsps(struct nvmet_kfi_queue *queue)
 	 * Responses still in flight when the connection was torn down: no
 	 * completion will release them any more.
 	 */
-	for (i = 0; i < queue->recv_queue_size * 2; i++)
+	for (i = 0; i < nvmet_kfi_nr_rsps(queue); i++)
 		if (sbitmap_test_bit(&queue->rsp_tags, i))
 			nvmet_kfi_free_rsp_resources(&queue->rsps[i]);
 }
