@@ -400,13 +400,13 @@ kf_selftest() {
 
 # The NTB provider (kfi_ntb) on the NTB test device (ntb_hw_ivshmem).
 # kf_ntb_load [PARAM...]: the provider first, so that it is the client the
-# ports bind to, then the device with PARAMs; false, with nothing left
-# loaded, when either is not built.
+# ports bind to, then the device with PARAMs. Fails the test, with nothing
+# left loaded, when either does not load: the configuration builds both, so
+# a missing module is a broken build, not something to skip.
 kf_ntb_load() {
 	if ! modprobe kfi_ntb 2>/dev/null || ! modprobe ntb_hw_ivshmem "$@" 2>/dev/null; then
-		echo "kfi_ntb or ntb_hw_ivshmem is not built"
 		modprobe -r kfi_ntb 2>/dev/null || true
-		return 1
+		kf_fail "kfi_ntb or ntb_hw_ivshmem does not load"
 	fi
 }
 

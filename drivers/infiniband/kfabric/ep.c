@@ -631,7 +631,8 @@ EXPORT_SYMBOL_GPL(kfi_cm_event);
  * @fabric: the fabric to listen on (&kfi_info.fabric)
  * @net: network namespace to listen in, or NULL for &init_net; referenced
  *	until kfi_pep_free()
- * @handler: receives %KFI_CM_CONNREQ events
+ * @handler: receives %KFI_CM_CONNREQ events, and %KFI_CM_DOMAIN_REMOVAL
+ *	when the listener lost its address's device (it listens no more)
  * @context: passed to @handler
  *
  * @handler runs under the passive endpoint's lock, which kfi_listen() and
@@ -753,6 +754,34 @@ bool kfi_pep_connreq(struct kfi_pep *pep, struct kfi_connreq *req,
 	return accepted;
 }
 EXPORT_SYMBOL_GPL(kfi_pep_connreq);
+
+/**
+ * kfi_pep_lost() - report that a passive endpoint stopped listening
+ * @pep: the passive endpoint
+ *
+ * For providers, when what the listener was bound to went away (the
+ * device of its address was removed). The handler gets
+ * %KFI_CM_DOMAIN_REMOVAL with -ENODEV; the passive endpoint no longer
+ * listens, and the ULP may free it and listen anew once the address is
+ * served again, as nvmet-rdma does with its listeners.
+ *
+ * Context: process context; may sleep.
+ */
+void kfi_pep_lost(struct kfi_pep *pep)
+{
+	struct kfi_cm_event ev = {
+		.type = KFI_CM_DOMAIN_REMOVAL,
+		.status = -ENODEV,
+	};
+
+	mutex_lock(&pep->cm_lock);
+	if (pep->state == KFI_OBJ_LIVE && pep->listening) {
+		pep->listening = false;
+		pep->handler(pep->context, &ev);
+	}
+	mutex_unlock(&pep->cm_lock);
+}
+EXPORT_SYMBOL_GPL(kfi_pep_lost);
 
 static void kfi_pep_destroy(struct kfi_pep *pep)
 {

@@ -123,12 +123,15 @@ struct nvmet_kfi_port {
 	struct nvmet_port	*nport;
 	struct kfi_addr		addr;
 	struct kfi_pep		*pep;
+	struct delayed_work	repair_work;	/* listens again after a loss */
 	u8			wire_trtype;
 };
 
 static DEFINE_IDA(nvmet_kfi_queue_ida);
 static LIST_HEAD(nvmet_kfi_queue_list);
 static DEFINE_MUTEX(nvmet_kfi_queue_mutex);
+/* Queues disconnected and not yet freed, for the connect throttle. */
+static atomic_t nvmet_kfi_releasing = ATOMIC_INIT(0);
 
 static bool nvmet_kfi_execute_command(struct nvmet_kfi_rsp *rsp);
 static void nvmet_kfi_send_done(struct kfi_cq *cq, struct kfi_wc *wc);
@@ -800,6 +803,7 @@ static void nvmet_kfi_release_queue_work(struct work_struct *w)
 		container_of(w, struct nvmet_kfi_queue, release_work);
 
 	nvmet_kfi_free_queue(queue);
+	atomic_dec(&nvmet_kfi_releasing);
 }
 
 static void __nvmet_kfi_queue_disconnect(struct nvmet_kfi_queue *queue)
@@ -820,8 +824,10 @@ static void __nvmet_kfi_queue_disconnect(struct nvmet_kfi_queue *queue)
 	spin_unlock_irqrestore(&queue->state_lock, flags);
 
 	/* The endpoint is freed from process context, never its handler. */
-	if (disconnect)
+	if (disconnect) {
+		atomic_inc(&nvmet_kfi_releasing);
 		queue_work(nvmet_wq, &queue->release_work);
+	}
 }
 
 static void nvmet_kfi_queue_disconnect(struct nvmet_kfi_queue *queue)
@@ -1092,6 +1098,11 @@ static void nvmet_kfi_connreq_handler(void *context,
 	struct nvmet_kfi_queue *queue;
 	int status;
 
+	if (ev->type == KFI_CM_DOMAIN_REMOVAL) {
+		/* Its device went away: listen again once it is back. */
+		queue_delayed_work(nvmet_wq, &port->repair_work, 0);
+		return;
+	}
 	if (ev->type != KFI_CM_CONNREQ)
 		return;
 
@@ -1115,6 +1126,18 @@ static void nvmet_kfi_connreq_handler(void *context,
 	mutex_lock(&nvmet_kfi_queue_mutex);
 	list_add_tail(&queue->queue_list, &nvmet_kfi_queue_list);
 	mutex_unlock(&nvmet_kfi_queue_mutex);
+
+	/*
+	 * A connect storm, as nvmet-rdma throttles it: while more queues
+	 * than a backlog wait to be freed, no new controller starts; the
+	 * host retries. I/O queues of controllers that exist still come.
+	 */
+	if (!queue->host_qid &&
+	    atomic_read(&nvmet_kfi_releasing) > NVMET_KFI_BACKLOG) {
+		nvmet_kfi_cm_reject(req, NVME_RDMA_CM_NO_RSC);
+		nvmet_kfi_queue_disconnect(queue);
+		return;
+	}
 
 	if (kfi_accept(queue->ep, req, &rep, sizeof(rep))) {
 		/* The request counts as rejected. */
@@ -1230,6 +1253,18 @@ static void nvmet_kfi_disable_port(struct nvmet_kfi_port *port)
 	nvmet_kfi_destroy_port_queues(port);
 }
 
+/* As nvmet-rdma: retry every 5 s until the address is served again. */
+static void nvmet_kfi_repair_port_work(struct work_struct *w)
+{
+	struct nvmet_kfi_port *port = container_of(to_delayed_work(w),
+						   struct nvmet_kfi_port,
+						   repair_work);
+
+	nvmet_kfi_disable_port(port);
+	if (nvmet_kfi_enable_port(port))
+		queue_delayed_work(nvmet_wq, &port->repair_work, 5 * HZ);
+}
+
 static int nvmet_kfi_add_port(struct nvmet_port *nport)
 {
 	struct nvmet_kfi_port *port;
@@ -1241,6 +1276,7 @@ static int nvmet_kfi_add_port(struct nvmet_port *nport)
 
 	nport->priv = port;
 	port->nport = nport;
+	INIT_DELAYED_WORK(&port->repair_work, nvmet_kfi_repair_port_work);
 
 	/* An IP address for the verbs provider, a node name for NTB. */
 	ret = kfi_addr_parse(&port->addr, nport->disc_addr.traddr,
@@ -1294,6 +1330,8 @@ static void nvmet_kfi_remove_port(struct nvmet_port *nport)
 {
 	struct nvmet_kfi_port *port = nport->priv;
 
+	/* A handler that runs after this queues the work no more. */
+	disable_delayed_work_sync(&port->repair_work);
 	nvmet_kfi_disable_port(port);
 	kfree(port);
 }

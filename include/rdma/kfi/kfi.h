@@ -461,7 +461,9 @@ struct kfi_wc {
  *	that ended it (-EIO: the provider's queue failed)
  * @KFI_CM_ADDR_CHANGE: the local address moved to another domain; ULPs
  *	should disconnect and connect again
- * @KFI_CM_DOMAIN_REMOVAL: the endpoint's domain is going away
+ * @KFI_CM_DOMAIN_REMOVAL: the endpoint's domain is going away; to a
+ *	passive endpoint: it lost the device it listened on and listens no
+ *	more
  */
 enum kfi_cm_event_type {
 	KFI_CM_CONNREQ,

@@ -357,15 +357,9 @@ int kfi_iov_copy(const struct kfi_iov *iov, u64 skip, void *buf, u64 len,
 void kfi_cm_event(struct kfi_ep *ep, const struct kfi_cm_event *event);
 bool kfi_pep_connreq(struct kfi_pep *pep, struct kfi_connreq *req,
 		     const void *private_data, u32 len);
+void kfi_pep_lost(struct kfi_pep *pep);
 void kfi_complete(struct kfi_cq *cq, struct kfi_wc *wc);
 
-/**
- * kfi_msg_len() - total length of a message's buffers
- * @msg: the message, or NULL
- *
- * Return: the sum of the buffers' lengths, 0 for none, U64_MAX when the sum
- * overflows.
- */
 /**
  * kfi_hints_net() - the network namespace of a kfi_getinfo() request
  * @hints: the request
@@ -377,6 +371,13 @@ static inline struct net *kfi_hints_net(const struct kfi_hints *hints)
 	return hints->net ?: &init_net;
 }
 
+/**
+ * kfi_msg_len() - total length of a message's buffers
+ * @msg: the message, or NULL
+ *
+ * Return: the sum of the buffers' lengths, 0 for none, U64_MAX when the sum
+ * overflows.
+ */
 static inline u64 kfi_msg_len(const struct kfi_msg *msg)
 {
 	u64 len = 0;

@@ -28,7 +28,7 @@ kfn_unload() {
 }
 
 test_single() {
-	kf_ntb_load || return 0
+	kf_ntb_load
 	kf_ntb_wait $NTB_P0 up
 	kf_ntb_wait $NTB_P1 up
 	# Served on one port, reached from the other.
@@ -39,7 +39,7 @@ test_single() {
 }
 
 test_A() {
-	kf_ntb_load || { kf_barrier server-ready; kf_barrier client-done; return 0; }
+	kf_ntb_load
 	kf_ntb_wait $NTB_P0 up
 	kf_selftest serve fabric=ntb addr=$NTB_P0 port=$PORT
 	kf_barrier server-ready
@@ -50,7 +50,7 @@ test_A() {
 }
 
 test_B() {
-	kf_ntb_load || { kf_barrier server-ready; kf_barrier client-done; return 0; }
+	kf_ntb_load
 	kf_ntb_wait $NTB_P0 up
 	kf_barrier server-ready
 	rc=0

@@ -240,8 +240,9 @@ static int vbs_pep_cm_event(struct vbs_pep *vpep, struct rdma_cm_id *id,
 		return 0;
 	if (cmpxchg(&vpep->id, id, NULL) != id)
 		return 0;
-	pr_info("listener on %pISpc lost its device; it gets no more requests\n",
-		&id->route.addr.src_addr);
+	pr_info("listener on %pISpc lost its device\n", &id->route.addr.src_addr);
+	kfi_pep_lost(&vpep->pep);
+	/* rdma_cm destroys the id. */
 	return 1;
 }
 
