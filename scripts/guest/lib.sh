@@ -364,15 +364,20 @@ kf_kunit() {
 	! grep -q '^ *not ok ' "$KF_KTAP_SUB" || kf_fail "$1 has failing tests"
 }
 
-# kf_rdma_link_add TYPE NETDEV NAME: software RDMA device NAME of TYPE (rxe:
-# Soft-RoCE, siw: soft-iWARP) on NETDEV, waits for ACTIVE.
+# kf_rdma_link_add TYPE NETDEV NAME [NETNS]: software RDMA device NAME of
+# TYPE (rxe: Soft-RoCE, siw: soft-iWARP) on NETDEV, which lives in network
+# namespace NETNS if given; waits for ACTIVE.
 kf_rdma_link_add() {
 	local i
 	case $1 in
 	rxe) modprobe rdma_rxe ;;
 	*) modprobe "$1" ;;
 	esac
-	rdma link add "$3" type "$1" netdev "$2"
+	if [ -n "${4:-}" ]; then
+		ip netns exec "$4" /usr/sbin/rdma link add "$3" type "$1" netdev "$2"
+	else
+		rdma link add "$3" type "$1" netdev "$2"
+	fi
 	for i in $(seq 1 100); do
 		rdma link show "$3/1" 2>/dev/null | grep -q 'state ACTIVE' && return 0
 		sleep 0.1

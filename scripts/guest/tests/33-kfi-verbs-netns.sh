@@ -24,17 +24,6 @@ in_ns() {
 	[ "$rc" -eq 0 ] || kf_fail "kfi_selftest '$*' in $ns failed"
 }
 
-# rxe_in_ns NS NETDEV NAME: Soft-RoCE device NAME on NS's NETDEV.
-rxe_in_ns() {
-	local i
-	ip netns exec "$1" /usr/sbin/rdma link add "$3" type rxe netdev "$2"
-	for i in $(seq 1 100); do
-		rdma link show "$3/1" 2>/dev/null | grep -q 'state ACTIVE' && return 0
-		sleep 0.1
-	done
-	kf_fail "$3 in $1 did not become ACTIVE"
-}
-
 # Also on failure: a responder left running, or namespaces holding the
 # Soft-RoCE devices, would break the tests after this one.
 cleanup() {
@@ -63,8 +52,8 @@ test_single() {
 	ip -n kfb link set lo up
 	ip -n kfa link set kfv0 up
 	ip -n kfb link set kfv1 up
-	rxe_in_ns kfa kfv0 kfrxa
-	rxe_in_ns kfb kfv1 kfrxb
+	kf_rdma_link_add rxe kfv0 kfrxa kfa
+	kf_rdma_link_add rxe kfv1 kfrxb kfb
 
 	# The address is kfb's: the initial namespace cannot listen on it.
 	if echo "serve fabric=verbs addr=$B port=$PORT" >"$DIR/run" 2>/dev/null; then
