@@ -168,7 +168,6 @@ struct kfi_ep *kfi_ep_alloc(struct kfi_domain *domain,
 	/* The ULP's address may not outlive this call; ours does. */
 	if (attr->src_addr) {
 		ep->src_addr = *attr->src_addr;
-		ep->src_bound = true;
 		ep->attr.src_addr = &ep->src_addr;
 	}
 	ep->net = get_net(attr->net ?: &init_net);
@@ -625,6 +624,34 @@ void kfi_cm_event(struct kfi_ep *ep, const struct kfi_cm_event *event)
 	mutex_unlock(&ep->cm_lock);
 }
 EXPORT_SYMBOL_GPL(kfi_cm_event);
+
+/**
+ * kfi_domain_visit_eps() - call a function on every endpoint of a domain
+ * @domain: the domain
+ * @fn: called once per endpoint the provider created and has not yet been
+ *	asked to destroy, with @arg
+ * @arg: passed to @fn
+ *
+ * For providers, for events that concern a whole device (a fatal error,
+ * say): the core already lists a domain's endpoints, so a provider need
+ * not keep a second list. @fn runs under the domain's lock, which keeps
+ * each endpoint from being destroyed meanwhile; it must not call into the
+ * core for this domain. Queueing work that reports through kfi_cm_event()
+ * is what @fn is for.
+ *
+ * Context: process context; may sleep.
+ */
+void kfi_domain_visit_eps(struct kfi_domain *domain,
+			  void (*fn)(struct kfi_ep *ep, void *arg), void *arg)
+{
+	struct kfi_ep *ep;
+
+	mutex_lock(&domain->lock);
+	list_for_each_entry(ep, &domain->eps, entry)
+		fn(ep, arg);
+	mutex_unlock(&domain->lock);
+}
+EXPORT_SYMBOL_GPL(kfi_domain_visit_eps);
 
 /**
  * kfi_pep_alloc() - allocate a passive endpoint

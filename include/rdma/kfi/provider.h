@@ -264,11 +264,9 @@ struct kfi_cq {
  * @attr: its parameters, as the ULP asked (the core adds the room the
  *	read/write helper needs when the provider has no rw operations)
  * @net: network namespace it connects in (&kfi_ep_attr.net), referenced
- * @src_addr: local address, once known; from the start when
- *	@src_bound
+ * @src_addr: local address, once known; from the start when the ULP
+ *	chose it, and then @attr.src_addr points here: connect from it
  * @dest_addr: peer address, once known
- * @src_bound: the ULP chose @src_addr (&kfi_ep_attr.src_addr): connect
- *	from it
  * @rw_ops_per_ctx: send queue slots one read/write helper context may
  *	take; set by providers that implement the rw operations
  *
@@ -281,7 +279,6 @@ struct kfi_ep {
 	struct net *net;
 	struct kfi_addr src_addr;
 	struct kfi_addr dest_addr;
-	bool src_bound;
 	u32 rw_ops_per_ctx;
 
 	/* private: core */
@@ -355,6 +352,8 @@ int kfi_iov_copy(const struct kfi_iov *iov, u64 skip, void *buf, u64 len,
 		 bool to_iov);
 
 void kfi_cm_event(struct kfi_ep *ep, const struct kfi_cm_event *event);
+void kfi_domain_visit_eps(struct kfi_domain *domain,
+			  void (*fn)(struct kfi_ep *ep, void *arg), void *arg);
 bool kfi_pep_connreq(struct kfi_pep *pep, struct kfi_connreq *req,
 		     const void *private_data, u32 len);
 void kfi_pep_lost(struct kfi_pep *pep);

@@ -49,30 +49,20 @@ bench_table() {
 	function ratio(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "-" }
 	END {
 		if (csv) {
-			print "op,bytes,qd,kfi_MB/s,verbs_MB/s,ratio,kfi_us,verbs_us,lat_ratio"
-			for (i = 0; i < n; i++) {
-				k = keys[i]
-				split(k, f, " ")
-				if (!((k, "kfi") in tput) || !((k, "verbs") in tput))
-					continue
-				printf "%s,%s,%s,%.4f,%.4f,%s,%.1f,%.1f,%s\n",
-				       f[1], f[2], f[3], tput[k, "kfi"], tput[k, "verbs"],
-				       ratio(tput[k, "kfi"], tput[k, "verbs"]),
-				       lat[k, "kfi"] / 1000, lat[k, "verbs"] / 1000,
-				       ratio(lat[k, "kfi"], lat[k, "verbs"])
-			}
-			exit
+			head = "%s,%s,%s,%s,%s,%s,%s,%s,%s\n"
+			row = "%s,%s,%s,%.4f,%.4f,%s,%.1f,%.1f,%s\n"
+		} else {
+			head = "%-9s %8s %3s %10s %10s %6s %10s %10s %6s\n"
+			row = "%-9s %8s %3s %10.4f %10.4f %6s %10.1f %10.1f %6s\n"
 		}
-		printf "%-9s %8s %3s %10s %10s %6s %10s %10s %6s\n", "op", "bytes",
-		       "qd", "kfi_MB/s", "verbs_MB/s", "ratio", "kfi_us",
-		       "verbs_us", "ratio"
+		printf head, "op", "bytes", "qd", "kfi_MB/s", "verbs_MB/s",
+		       "ratio", "kfi_us", "verbs_us", csv ? "lat_ratio" : "ratio"
 		for (i = 0; i < n; i++) {
 			k = keys[i]
 			split(k, f, " ")
 			if (!((k, "kfi") in tput) || !((k, "verbs") in tput))
 				continue
-			printf "%-9s %8s %3s %10.4f %10.4f %6s %10.1f %10.1f %6s\n",
-			       f[1], f[2], f[3], tput[k, "kfi"], tput[k, "verbs"],
+			printf row, f[1], f[2], f[3], tput[k, "kfi"], tput[k, "verbs"],
 			       ratio(tput[k, "kfi"], tput[k, "verbs"]),
 			       lat[k, "kfi"] / 1000, lat[k, "verbs"] / 1000,
 			       ratio(lat[k, "kfi"], lat[k, "verbs"])

@@ -281,6 +281,27 @@ u64 kst_buf_pattern(const struct kst_buf *b, u64 off, u64 len, u64 pat_off,
 	return U64_MAX;
 }
 
+/*
+ * An address without its port: a host's connections come from different
+ * ports, and src= names an address only.
+ */
+static void kst_addr_host(struct kfi_addr *a)
+{
+	switch (a->format) {
+	case KFI_ADDR_INET:
+		if (a->sa.sa_family == AF_INET)
+			a->sin.sin_port = 0;
+		else
+			a->sin6.sin6_port = 0;
+		break;
+	case KFI_ADDR_NAME:
+		a->name.port = 0;
+		break;
+	default:
+		break;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Commands, runs and KTAP output                                      */
 
@@ -1457,13 +1478,7 @@ static int kst_src_check(struct kst_conn *c)
 
 	kfi_addr_print(buf, sizeof(buf), &local);
 	kst_diag(c->run, "connected from %s", buf);
-	/* src= names an address only: any port. */
-	if (local.format == KFI_ADDR_INET) {
-		if (local.sa.sa_family == AF_INET)
-			local.sin.sin_port = 0;
-		else
-			local.sin6.sin6_port = 0;
-	}
+	kst_addr_host(&local);
 	if (c->run->o.has_src && !kfi_addr_equal(&local, &c->run->o.src_addr)) {
 		kst_diag(c->run, "not from the source asked for, %s", c->run->o.src);
 		return -EADDRNOTAVAIL;
@@ -3308,20 +3323,8 @@ static void kst_srv_connreq(struct kst_server *srv, const struct kfi_cm_event *e
 			   sizeof(struct kst_msg), KST_MSG_MAX);
 	msg_size = min_t(u64, msg_size, a->max_msg_size);
 
-	/* A peer host's connections come from different ports. */
-	switch (peer.format) {
-	case KFI_ADDR_INET:
-		if (peer.sa.sa_family == AF_INET)
-			peer.sin.sin_port = 0;
-		else
-			peer.sin6.sin6_port = 0;
-		break;
-	case KFI_ADDR_NAME:
-		peer.name.port = 0;
-		break;
-	default:
-		break;
-	}
+	/* Charged per peer host, whatever port it connects from. */
+	kst_addr_host(&peer);
 	charge = kst_sconn_charge(region_len, msg_size);
 	mutex_lock(&srv->lock);
 	reason = kst_srv_charge(srv, &peer, charge, &host);

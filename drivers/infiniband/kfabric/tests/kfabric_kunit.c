@@ -824,6 +824,19 @@ static void kfi_test_cq_args(struct kunit *test)
 	kfi_cq_free(NULL);
 }
 
+static void kt_count_ep(struct kfi_ep *ep, void *arg)
+{
+	(*(unsigned int *)arg)++;
+}
+
+static unsigned int kt_nr_eps(struct kfi_domain *domain)
+{
+	unsigned int n = 0;
+
+	kfi_domain_visit_eps(domain, kt_count_ep, &n);
+	return n;
+}
+
 static void kfi_test_ep_args(struct kunit *test)
 {
 	struct kt_pair *p = test->priv;
@@ -873,11 +886,14 @@ static void kfi_test_ep_args(struct kunit *test)
 	KUNIT_ASSERT_FALSE(test, IS_ERR(ep));
 	KUNIT_EXPECT_EQ(test, PTR_ERR(kfi_ep_alloc(d, &a)), -ENOSPC);
 	KUNIT_EXPECT_PTR_EQ(test, kfi_ep_domain(ep), d);
+	/* A provider walks the core's list of endpoints, which has it. */
+	KUNIT_EXPECT_EQ(test, kt_nr_eps(d), 1);
 	kfi_ep_free(ep);
+	KUNIT_EXPECT_EQ(test, kt_nr_eps(d), 0);
 	ep = kfi_ep_alloc(d, &a);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(ep));
 	KUNIT_EXPECT_PTR_EQ(test, ep->net, &init_net);
-	KUNIT_EXPECT_FALSE(test, ep->src_bound);
+	KUNIT_EXPECT_NULL(test, ep->attr.src_addr);
 	kfi_ep_free(ep);
 	kfi_ep_free(NULL);
 
@@ -886,7 +902,6 @@ static void kfi_test_ep_args(struct kunit *test)
 	ep = kfi_ep_alloc(d, &a);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(ep));
 	memset(&src, 0, sizeof(src));
-	KUNIT_EXPECT_TRUE(test, ep->src_bound);
 	KUNIT_EXPECT_PTR_EQ(test, ep->attr.src_addr, &ep->src_addr);
 	KUNIT_EXPECT_STREQ(test, ep->src_addr.name.node, "kt0");
 	kfi_ep_free(ep);

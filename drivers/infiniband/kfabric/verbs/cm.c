@@ -314,7 +314,7 @@ int vbs_connect(struct kfi_ep *ep, const struct kfi_addr *dest,
 	vep->id = id;
 	WRITE_ONCE(vep->state, VBS_EP_CONNECTING);
 	/* rdma_cm binds to the source, which must be local in ep->net. */
-	ret = rdma_resolve_addr(id, ep->src_bound ?
+	ret = rdma_resolve_addr(id, ep->attr.src_addr ?
 				(struct sockaddr *)&ep->src_addr.sa : NULL,
 				(struct sockaddr *)&dest->sa, VBS_CM_TIMEOUT_MS);
 	if (ret) {

@@ -762,6 +762,12 @@ static void vbs_qp_event(struct ib_event *event, void *context)
 	}
 }
 
+/* A device's fatal error, for each of its endpoints (vbs_device_event()). */
+void vbs_ep_fatal(struct kfi_ep *ep, void *unused)
+{
+	queue_work(system_wq, &to_vep(ep)->fatal_work);
+}
+
 int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 {
 	struct vbs_domain *vdom = to_vdom(ep->domain);
@@ -865,9 +871,6 @@ int vbs_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr)
 			   IB_QP_PORT | IB_QP_ACCESS_FLAGS);
 	if (ret)
 		goto out_qp;
-	spin_lock(&vdom->eps_lock);
-	list_add_tail(&vep->dom_entry, &vdom->eps);
-	spin_unlock(&vdom->eps_lock);
 	return 0;
 
 out_qp:
@@ -912,15 +915,11 @@ static void vbs_rw_release_all(struct vbs_ep *vep);
 void vbs_ep_destroy(struct kfi_ep *ep)
 {
 	struct vbs_ep *vep = to_vep(ep);
-	struct vbs_domain *vdom = vep_dom(vep);
 
 	/* No event handler runs once the id is gone. */
 	if (vep->id)
 		rdma_destroy_id(vep->id);
 	vbs_rw_release_all(vep);
-	spin_lock(&vdom->eps_lock);
-	list_del(&vep->dom_entry);
-	spin_unlock(&vdom->eps_lock);
 	/* The work uses the QP; later QP or device events no longer queue it. */
 	disable_work_sync(&vep->fatal_work);
 	ib_destroy_qp(vep->qp);

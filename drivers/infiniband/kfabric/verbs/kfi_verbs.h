@@ -33,8 +33,6 @@ struct vbs_domain {
 	unsigned int max_seg_size;	/* longest scatterlist entry to map */
 	bool iwarp;			/* RDMA READ sinks must be registered */
 	struct ib_event_handler event_handler;	/* device fatal */
-	spinlock_t eps_lock;		/* eps */
-	struct list_head eps;		/* vbs_ep.dom_entry, for device events */
 };
 
 struct vbs_cq {
@@ -117,7 +115,6 @@ struct vbs_ep {
 	spinlock_t rw_lock;		/* rw_ctxs */
 	struct list_head rw_ctxs;	/* helper contexts set up, not destroyed */
 	struct work_struct fatal_work;	/* reports a failed QP */
-	struct list_head dom_entry;	/* vbs_domain.eps */
 	unsigned long flags;		/* VBS_EP_F_* */
 	u8 pdata[KFI_CM_DATA_MAX];
 	u32 pdata_len;
@@ -232,5 +229,6 @@ void vbs_rw_destroy(struct kfi_rw_ctx *ctx);
 int vbs_qp_modify(struct vbs_ep *vep, enum ib_qp_state state);
 void vbs_qp_error(struct vbs_ep *vep);
 void vbs_qp_fatal_work(struct work_struct *work);
+void vbs_ep_fatal(struct kfi_ep *ep, void *unused);
 
 #endif /* _KFI_VERBS_H */

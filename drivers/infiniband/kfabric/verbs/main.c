@@ -237,16 +237,12 @@ static void vbs_device_event(struct ib_event_handler *handler,
 {
 	struct vbs_domain *vdom = container_of(handler, struct vbs_domain,
 					       event_handler);
-	struct vbs_ep *vep;
 
 	if (event->event != IB_EVENT_DEVICE_FATAL)
 		return;
 	dev_err(&vdom->ibdev->dev, "kfi_verbs: device fatal error, port %u\n",
 		vdom->port);
-	spin_lock(&vdom->eps_lock);
-	list_for_each_entry(vep, &vdom->eps, dom_entry)
-		queue_work(system_wq, &vep->fatal_work);
-	spin_unlock(&vdom->eps_lock);
+	kfi_domain_visit_eps(&vdom->dom, vbs_ep_fatal, NULL);
 }
 
 static int vbs_add_port(struct ib_device *ibdev, u32 port)
@@ -266,8 +262,6 @@ static int vbs_add_port(struct ib_device *ibdev, u32 port)
 	vdom->ibdev = ibdev;
 	vdom->port = port;
 	xa_init(&vdom->mrs);
-	spin_lock_init(&vdom->eps_lock);
-	INIT_LIST_HEAD(&vdom->eps);
 	vdom->pd = ib_alloc_pd(ibdev, 0);
 	if (IS_ERR(vdom->pd)) {
 		ret = PTR_ERR(vdom->pd);
