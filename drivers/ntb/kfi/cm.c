@@ -31,8 +31,10 @@
  * every second that the peer's session is alive: a peer that is alive
  * and silent for this long does not answer at all, and would otherwise
  * pin our channels for good. Far longer than a connection attempt waits
- * (%KFN_CONNECT_TIMEOUT), so that a slow answer is not taken for one to
- * a later attempt on the same channel.
+ * (%KFN_CONNECT_TIMEOUT), so that a slow answer usually finds its channel
+ * still closing; one that comes after the channel was reused echoes the
+ * sequence base of another request (&kfn_ctrl.req_base) and is not taken
+ * for the answer to the new one.
  */
 #define KFN_CLOSE_TIMEOUT	(30 * HZ)
 
@@ -244,6 +246,7 @@ int kfn_chan_alloc(struct kfn_link *link, struct kfn_ep *kep)
 		kep->lc = i;
 		/* Never 0 in the first round: that is what a cleared ring holds. */
 		kep->rx_base = get_random_u32_below(U32_MAX - KFN_RING);
+		chan->base = kep->rx_base;
 		kep->rx_cons = 0;
 		kep->rx_cons_pub = 0;
 		return i;
@@ -436,6 +439,7 @@ static void kfn_rx_connreq(struct kfn_link *link, const struct kfn_ctrl *m,
 		item = kfn_ctrl_new(link, KFN_CTRL_REJECT, 0, src);
 		if (item) {
 			item->msg.status = KFN_REJ_BUSY;
+			item->msg.req_base = m->seq_base;
 			kfn_ctrl_queue(link, item);
 		}
 		return;
@@ -471,6 +475,16 @@ static void kfn_rx_accept(struct kfn_link *link, const struct kfn_ctrl *m,
 	}
 	if (chan->rc >= 0)
 		return;
+	if (le32_to_cpu(m->req_base) != chan->base) {
+		/*
+		 * An answer to an earlier request on this channel, which we
+		 * gave up and reclaimed: close the peer's side of that one,
+		 * and keep waiting for the answer to ours.
+		 */
+		kfn_ctrl_queue(link, kfn_ctrl_new(link, KFN_CTRL_DISCONNECT,
+						  dst, src));
+		return;
+	}
 	if (!kep || kep->state != KFN_EP_CONNECTING ||
 	    le32_to_cpu(m->auth_key) != kep->ep.attr.auth_key) {
 		/* Nobody waits for it any more: close the peer's side. */
@@ -498,8 +512,13 @@ static void kfn_rx_reject(struct kfn_link *link, const struct kfn_ctrl *m,
 	struct kfn_chan *chan = &link->chans[dst];
 	struct kfn_ep *kep = chan->ep;
 
-	/* Only a connection the peer never accepted can be rejected. */
-	if (chan->state == KFN_CHAN_FREE || chan->rc >= 0)
+	/*
+	 * Only a connection the peer never accepted can be rejected, and
+	 * only by an answer to the request on the channel now, not to an
+	 * earlier one we gave up.
+	 */
+	if (chan->state == KFN_CHAN_FREE || chan->rc >= 0 ||
+	    le32_to_cpu(m->req_base) != chan->base)
 		return;
 	kfn_chan_free(link, dst);
 	if (!kep || kep->state != KFN_EP_CONNECTING)
@@ -726,6 +745,7 @@ static void kfn_connreq_deliver(struct kfn_link *link, struct kfn_connreq *cr)
 	       kfn_ctrl_new(link, KFN_CTRL_REJECT, 0, cr->peer_chan) : NULL;
 	if (item) {
 		item->msg.status = status;
+		item->msg.req_base = cpu_to_le32(cr->peer_base);
 		item->msg.len = cpu_to_le16(cr->rej_len);
 		memcpy(item->msg.data, cr->rej, cr->rej_len);
 		kfn_ctrl_queue(link, item);
@@ -857,6 +877,7 @@ int kfn_accept(struct kfi_ep *ep, struct kfi_connreq *req,
 	kfn_ep_connected(kep, cr->peer_chan, cr->peer_base);
 	item->msg.seq_base = cpu_to_le32(kep->rx_base);
 	item->msg.auth_key = cpu_to_le32(ep->attr.auth_key);
+	item->msg.req_base = cpu_to_le32(cr->peer_base);
 	item->msg.len = cpu_to_le16(len);
 	memcpy(item->msg.data, private_data, len);
 	kfn_ctrl_queue(link, item);

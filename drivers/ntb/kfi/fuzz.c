@@ -21,8 +21,10 @@
  * that misbehaves in a given way and checks how the link copes: a peer
  * that floods connection requests and never consumes our answers gets its
  * link reset, with what we queued for it bounded; channels that a peer
- * never answers a DISCONNECT for are reclaimed. A run whose scripted
- * scenario fails names it in its summary and runs no rounds.
+ * never answers a DISCONNECT for are reclaimed; a late answer to a
+ * request given up is not taken for the answer to the request that
+ * reused its channel. A run whose scripted scenario fails names it in
+ * its summary and runs no rounds.
  *
  * Now and then a round also plays a random scenario, a peer that breaks
  * the protocol in a given way, and checks how the provider took it; the
@@ -611,6 +613,83 @@ static bool kfn_fuzz_silent_close(struct kfn_fuzz *f)
 	return ok;
 }
 
+/*
+ * Answers to an earlier request on a channel, which came after we gave
+ * that request up and reused the channel for a new one: a REJECT or an
+ * ACCEPT whose req_base is not the new request's leaves the new one
+ * waiting (the ACCEPT is answered with DISCONNECT), and the real answer
+ * still ends it. A new endpoint connects as a ULP's does; the mutex is
+ * dropped for that, as the provider takes it.
+ */
+static bool kfn_fuzz_late_answer(struct kfn_fuzz *f)
+{
+	struct kfi_addr dest = {
+		.format = KFI_ADDR_NAME,
+		.name.port = KFN_FUZZ_PORT,
+	};
+	struct kfi_ep_attr attr = {
+		.type = KFI_EP_MSG,
+		.max_send_ops = 1,
+		.max_recv_ops = 1,
+		.max_send_sge = 1,
+		.max_recv_sge = 1,
+		.send_cq = f->cq,
+		.recv_cq = f->cq,
+		.handler = kfn_fuzz_cm,
+	};
+	struct kfn_link *link = f->link;
+	struct kfn_ctrl m;
+	struct kfn_ep *kep;
+	struct kfi_ep *ep;
+	u32 base, prod;
+	bool ok;
+	int c;
+
+	mutex_unlock(&link->mutex);
+	ep = kfi_ep_alloc(&link->dom, &attr);
+	ok = !IS_ERR(ep) && !kfi_connect(ep, &dest, NULL, 0);
+	mutex_lock(&link->mutex);
+	if (IS_ERR(ep))
+		return false;
+	kep = to_kfn_ep(ep);
+	c = kep->lc;
+	if (!ok || kep->state != KFN_EP_CONNECTING || c < 0)
+		goto out;
+	base = link->chans[c].base;
+
+	kfn_fuzz_ctrl_init(f, &m, KFN_CTRL_REJECT);
+	m.dst_chan = cpu_to_le32(c);
+	m.req_base = cpu_to_le32(base + 1);
+	kfn_fuzz_put_ctrl(f, &m);
+	kfn_link_process(link);
+	ok &= kep->state == KFN_EP_CONNECTING && kep->lc == c;
+
+	kfn_fuzz_ctrl_init(f, &m, KFN_CTRL_ACCEPT);
+	m.src_chan = cpu_to_le32(0);
+	m.dst_chan = cpu_to_le32(c);
+	m.seq_base = cpu_to_le32(kfn_rnd(f) % (U32_MAX - KFN_RING));
+	m.auth_key = cpu_to_le32(ep->attr.auth_key);
+	m.req_base = cpu_to_le32(~base);
+	prod = link->ctrl_prod;
+	kfn_fuzz_put_ctrl(f, &m);
+	kfn_link_process(link);
+	ok &= kep->state == KFN_EP_CONNECTING && link->chans[c].rc < 0 &&
+	      link->ctrl_prod == prod + 1;
+
+	kfn_fuzz_ctrl_init(f, &m, KFN_CTRL_REJECT);
+	m.dst_chan = cpu_to_le32(c);
+	m.req_base = cpu_to_le32(base);
+	kfn_fuzz_put_ctrl(f, &m);
+	kfn_link_process(link);
+	ok &= kep->state == KFN_EP_IDLE &&
+	      link->chans[c].state == KFN_CHAN_FREE;
+out:
+	mutex_unlock(&link->mutex);
+	kfi_ep_free(ep);
+	mutex_lock(&link->mutex);
+	return ok;
+}
+
 struct kfn_fuzz_script {
 	const char *name;
 	bool (*play)(struct kfn_fuzz *f);
@@ -618,6 +697,7 @@ struct kfn_fuzz_script {
 
 /* Scripted scenarios, each played once per run, before the rounds. */
 static const struct kfn_fuzz_script kfn_fuzz_scripts[] = {
+	{ "late_answer", kfn_fuzz_late_answer },
 	{ "connreq_flood", kfn_fuzz_connreq_flood },
 	{ "silent_close", kfn_fuzz_silent_close },
 };

@@ -150,6 +150,9 @@ enum kfn_ctrl_type {
  * @port: CONNREQ: the service
  * @seq_base: CONNREQ, ACCEPT: the sequence base of @src_chan
  * @auth_key: CONNREQ: the authorization key
+ * @req_base: ACCEPT, REJECT: the @seq_base of the CONNREQ answered, which
+ *	tells an answer to this attempt from one to an earlier attempt on
+ *	the same channel
  * @rsvd: zero
  * @data: private data or the HELLO name
  */
@@ -164,7 +167,8 @@ struct kfn_ctrl {
 	__le32 port;
 	__le32 seq_base;
 	__le32 auth_key;
-	__le32 rsvd[5];
+	__le32 req_base;
+	__le32 rsvd[4];
 	u8 data[KFI_CM_DATA_MAX];
 } __packed;
 
@@ -265,12 +269,15 @@ enum kfn_chan_state {
  * @state: &enum kfn_chan_state
  * @rc: the peer's channel of the connection, -1 before it is known
  * @deadline: closing: when it is reclaimed without the peer's answer
+ * @base: the sequence base announced for it; an answer to our CONNREQ
+ *	echoes it (&kfn_ctrl.req_base)
  */
 struct kfn_chan {
 	struct kfn_ep *ep;
 	u8 state;
 	int rc;
 	unsigned long deadline;
+	u32 base;
 };
 
 /**

@@ -12,7 +12,7 @@ KF_MODES="single"
 KF_TEST_TIMEOUT=1500
 DBG=/sys/kernel/debug
 FUZZ_ROUNDS=${KF_NTB_FUZZ_ROUNDS:-1000000}
-FUZZ_SCENARIOS=2
+FUZZ_SCENARIOS=3
 
 test_single() {
 	local n i per total line before lines pids
