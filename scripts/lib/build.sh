@@ -257,6 +257,38 @@ kf_checkpatch_one() {
 	return 1
 }
 
+# The files the series adds, from its patches.
+kf_series_added_files() {
+	local p
+	kf_series_list | while read -r p; do
+		awk '/^diff --git /{f=substr($4, 3)} /^new file mode/{print f}' \
+			"$KF_TOP/patches/$p"
+	done
+}
+
+# checkpatch asks of every patch that adds a file whether MAINTAINERS needs
+# updating. Here that has an answer, so the question is not asked (one
+# entry per directory, not a line per file to quiet it): every file the
+# series adds must fall under an F: pattern of the entries it adds.
+kf_maint_covers() {
+	local f pat ok bad=0
+	local -a pats
+	mapfile -t pats < <(sed -n 's/^F:\t//p' "$KF_TOP/MAINTAINERS.fragment")
+	while read -r f; do
+		ok=
+		for pat in "${pats[@]}"; do
+			case $pat in
+			*/) [[ $f == "$pat"* ]] && ok=1 ;;
+			*) [[ $f == "$pat" ]] && ok=1 ;;
+			esac
+		done
+		[ -n "$ok" ] && continue
+		echo "kf: $f: added by the series, in no MAINTAINERS entry it adds" >&2
+		bad=1
+	done < <(kf_series_added_files)
+	return $bad
+}
+
 kf_cmd_checkpatch() {
 	kf_host_setup
 	kf_base_resolve
@@ -266,16 +298,17 @@ kf_cmd_checkpatch() {
 	# A base imported from a source package has no history: checkpatch
 	# cannot look up the commits that Fixes: tags name. With a mainline
 	# git tree as the base (KFABRIC_KERNEL) it checks them.
-	KF_CHECKPATCH_EXTRA=
+	KF_CHECKPATCH_EXTRA="--ignore FILE_PATH_CHANGES"
 	git -C "$KF_TEST_TREE" rev-parse -q --verify "$KF_BASE_REV^" >/dev/null ||
-		KF_CHECKPATCH_EXTRA="--ignore UNKNOWN_COMMIT_ID"
+		KF_CHECKPATCH_EXTRA="$KF_CHECKPATCH_EXTRA --ignore UNKNOWN_COMMIT_ID"
 	export KF_CODESPELL KF_TEST_TREE KF_TOP KF_CHECKPATCH_EXTRA
 	export -f kf_checkpatch_one
 	local n
 	n=$(kf_series_list | wc -l)
 	kf_series_list | xargs -r -P "$KF_JOBS" -I{} bash -c 'kf_checkpatch_one "$1"' _ {} ||
 		kf_die "checkpatch found problems (see above)"
-	kf_log "checkpatch --strict --codespell: $n patches clean"
+	kf_maint_covers || kf_die "MAINTAINERS.fragment misses files the series adds"
+	kf_log "checkpatch --strict --codespell: $n patches clean; MAINTAINERS covers every file added"
 }
 
 # kf_qemu_tcg_path: a directory with a qemu-system-x86_64 that drops the
