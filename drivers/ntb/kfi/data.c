@@ -788,95 +788,122 @@ static void kfn_tx_nak(struct kfn_ep *kep, u32 pos, u8 status)
 		kfn_tx_desc(kep, &d, 0);
 }
 
-struct kfn_dma_wait {
-	struct completion done;
-	enum dmaengine_tx_result result;
-};
+void kfn_dma_batch_init(struct kfn_dma_batch *b)
+{
+	init_completion(&b->done);
+	atomic_set(&b->pending, 1);
+	atomic_set(&b->failed, 0);
+	b->n = 0;
+}
 
 static void kfn_dma_done(void *arg, const struct dmaengine_result *res)
 {
-	struct kfn_dma_wait *wait = arg;
+	struct kfn_dma_batch *b = arg;
 
-	wait->result = res->result;
-	complete(&wait->done);
+	if (res->result != DMA_TRANS_NOERROR)
+		atomic_inc(&b->failed);
+	if (atomic_dec_and_test(&b->pending))
+		complete(&b->done);
 }
 
 /*
- * Copy a piece of a kvec or bio_vec buffer into the outbound window with
- * the DMA engine. Returns -EOPNOTSUPP when it cannot start the copy and
- * -EIO when the engine failed it, so the caller copies with the CPU.
+ * Queue a copy of @bv into the window at @dst; false when the engine
+ * cannot take it (the batch is then to be flushed, and the piece copied
+ * by the CPU).
  */
-static int kfn_dma_copy(struct kfn_link *link, const struct bio_vec *bv,
-			void __iomem *dst)
+static bool kfn_dma_add(struct kfn_link *link, struct kfn_dma_batch *b,
+			const struct bio_vec *bv, void __iomem *dst)
 {
 	struct dma_chan *chan = link->dma;
 	struct device *dev = chan->device->dev;
 	struct dma_async_tx_descriptor *tx;
-	struct kfn_dma_wait wait;
-	dma_addr_t src_dma, dst_dma;
-	int ret = -EOPNOTSUPP;
+	dma_addr_t src;
 
-	init_completion(&wait.done);
-	src_dma = dma_map_page(dev, bv->bv_page, bv->bv_offset, bv->bv_len,
-			       DMA_TO_DEVICE);
-	if (dma_mapping_error(dev, src_dma))
-		return ret;
-	dst_dma = dma_map_resource(dev, link->out_phys + (dst - link->out),
-				   bv->bv_len, DMA_FROM_DEVICE, 0);
-	if (dma_mapping_error(dev, dst_dma))
-		goto unmap_src;
-	tx = dmaengine_prep_dma_memcpy(chan, dst_dma, src_dma, bv->bv_len,
-				       DMA_PREP_INTERRUPT);
+	src = dma_map_page(dev, bv->bv_page, bv->bv_offset, bv->bv_len,
+			   DMA_TO_DEVICE);
+	if (dma_mapping_error(dev, src))
+		return false;
+	tx = dmaengine_prep_dma_memcpy(chan, link->out_dma + (dst - link->out),
+				       src, bv->bv_len, DMA_PREP_INTERRUPT);
 	if (!tx)
-		goto unmap_dst;
+		goto unmap;
 	tx->callback_result = kfn_dma_done;
-	tx->callback_param = &wait;
-	if (dma_submit_error(dmaengine_submit(tx)))
-		goto unmap_dst;
+	tx->callback_param = b;
+	atomic_inc(&b->pending);
+	if (dma_submit_error(dmaengine_submit(tx))) {
+		atomic_dec(&b->pending);
+		goto unmap;
+	}
+	b->src[b->n] = src;
+	b->bv[b->n] = *bv;
+	b->dst[b->n] = dst;
+	b->n++;
+	return true;
+
+unmap:
+	dma_unmap_page(dev, src, bv->bv_len, DMA_TO_DEVICE);
+	return false;
+}
+
+/*
+ * Wait for the batch's copies. Should the engine fail one, or miss the
+ * deadline, the CPU copies all of them again: the window holds what the
+ * pieces hold either way before the descriptor that covers them is
+ * published.
+ */
+static void kfn_dma_flush(struct kfn_link *link, struct kfn_dma_batch *b)
+{
+	struct dma_chan *chan = link->dma;
+	u32 i, failed;
+
+	if (!b->n)
+		return;
 	dma_async_issue_pending(chan);
-	if (!wait_for_completion_timeout(&wait.done, HZ)) {
-		/* After this the callback cannot run: @wait may go. */
+	if (!atomic_dec_and_test(&b->pending) &&
+	    !wait_for_completion_timeout(&b->done, HZ)) {
+		/* After this no callback runs: @b can be reused. */
 		dmaengine_terminate_sync(chan);
 		/*
 		 * A hung engine must not hold the link's mutex a second per
-		 * piece: that would also stop our heartbeat (a peer would
+		 * batch: that would also stop our heartbeat (a peer would
 		 * take us for dead). The CPU copies from now on.
 		 */
 		link->dma_hung = true;
 		dev_warn(link->dom.dev, "kfi_ntb %s: DMA copy timed out, copying with the CPU\n",
 			 link->name);
-		ret = -EIO;
-	} else {
-		ret = wait.result == DMA_TRANS_NOERROR ? 0 : -EIO;
+		atomic_inc(&b->failed);
 	}
-	if (ret)
-		link->stats.dma_errors++;
-	else
-		link->stats.dma_copies++;
-unmap_dst:
-	dma_unmap_resource(dev, dst_dma, bv->bv_len, DMA_FROM_DEVICE, 0);
-unmap_src:
-	dma_unmap_page(dev, src_dma, bv->bv_len, DMA_TO_DEVICE);
-	return ret;
+	failed = min_t(u32, atomic_read(&b->failed), b->n);
+	for (i = 0; i < b->n; i++) {
+		dma_unmap_page(chan->device->dev, b->src[i], b->bv[i].bv_len,
+			       DMA_TO_DEVICE);
+		if (failed)
+			kfn_copy_bv(b->dst[i], &b->bv[i]);
+	}
+	link->stats.dma_errors += failed;
+	link->stats.dma_copies += b->n - failed;
+	kfn_dma_batch_init(b);
 }
 
 /*
  * Gather bytes @pos.. of @op into the outbound window at @dst: large
  * pieces of kvec and bio_vec buffers with the DMA engine, when the link
- * has one, the rest with the CPU.
+ * has one and its window is mapped for it, the rest with the CPU.
  */
 static int kfn_tx_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 		       void __iomem *dst, u32 len)
 {
 	const struct kfi_iov *iov;
+	struct kfn_dma_batch *b = &link->dma_batch;
 	struct kfi_iov_iter it;
 	struct kfi_iov sub;
 	struct bio_vec bv;
+	int ret = 0;
 	u32 i;
 	u64 n;
 
-	/* dma_map_resource() is for MMIO, not for a window onto RAM. */
-	if (!link->dma || link->dma_hung || link->out_ram || len < KFN_DMA_MIN)
+	if (!link->dma || link->dma_hung || link->out_dma == DMA_MAPPING_ERROR ||
+	    len < KFN_DMA_MIN)
 		return kfn_op_copy(link, op, pos, NULL, dst, len);
 	for (i = 0; i < op->niov && len; i++) {
 		iov = &op->iov[i];
@@ -887,27 +914,40 @@ static int kfn_tx_copy(struct kfn_link *link, const struct kfn_op *op, u64 pos,
 		n = min_t(u64, len, iov->len - pos);
 		if (iov->type == KFI_IOV_MR) {
 			/* @pos counts from this buffer, not from the first. */
-			if (kfn_mr_local_copy(link, iov, pos, NULL, dst, n))
-				return -EFAULT;
+			if (kfn_mr_local_copy(link, iov, pos, NULL, dst, n)) {
+				ret = -EFAULT;
+				break;
+			}
 			dst += n;
 			goto next;
 		}
 		sub = *iov;
 		sub.offset += pos;
 		sub.len = n;
-		if (kfi_iov_iter_init(&it, &sub))
-			return -EFAULT;
+		if (kfi_iov_iter_init(&it, &sub)) {
+			ret = -EFAULT;
+			break;
+		}
 		while (kfi_iov_iter_next(&it, &bv, 0)) {
-			if (bv.bv_len < KFN_DMA_MIN || kfn_dma_copy(link, &bv, dst))
+			if (b->n == KFN_DMA_BATCH)
+				kfn_dma_flush(link, b);
+			if (bv.bv_len < KFN_DMA_MIN || link->dma_hung ||
+			    !kfn_dma_add(link, b, &bv, dst))
 				kfn_copy_bv(dst, &bv);
 			dst += bv.bv_len;
 		}
-		if (it.left)
-			return -EFAULT;
+		if (it.left) {
+			ret = -EFAULT;
+			break;
+		}
 next:
 		len -= n;
 		pos = 0;
 	}
+	/* Nothing is published before every copy is in. */
+	kfn_dma_flush(link, b);
+	if (ret)
+		return ret;
 	return len ? -EFAULT : 0;
 }
 

@@ -14,6 +14,8 @@
 #define _KFI_NTB_H
 
 #include <linux/bits.h>
+#include <linux/bvec.h>
+#include <linux/completion.h>
 #include <linux/log2.h>
 #include <linux/mempool.h>
 #include <linux/mutex.h>
@@ -280,6 +282,31 @@ struct kfn_chan {
 	u32 base;
 };
 
+#define KFN_DMA_BATCH		16	/* copies waited for at once */
+
+/**
+ * struct kfn_dma_batch - outbound copies in flight on the DMA engine
+ * @done: completed when the last of them finished
+ * @pending: copies not finished, plus one while more may be added
+ * @failed: how many of them the engine failed
+ * @n: pieces in the batch
+ * @src: their DMA addresses
+ * @bv: the pieces
+ * @dst: where each goes in the window
+ *
+ * Copies are submitted one after the other and waited for once, not one
+ * by one: each costs a descriptor, not a round trip to the engine.
+ */
+struct kfn_dma_batch {
+	struct completion done;
+	atomic_t pending;
+	atomic_t failed;
+	u32 n;
+	dma_addr_t src[KFN_DMA_BATCH];
+	struct bio_vec bv[KFN_DMA_BATCH];
+	void __iomem *dst[KFN_DMA_BATCH];
+};
+
 /**
  * struct kfn_link - an NTB link, and the kfabric domain it is
  * @dom: the domain; first, as the core allocates it
@@ -341,7 +368,10 @@ struct kfn_chan {
  * @mr_epoch: changes when a session ends, under @mr_lock: keys of
  *	mappings made before give no access (&kfn_mr.epoch)
  * @dma: DMA engine channel for outbound copies, or NULL
+ * @out_dma: the outbound window mapped for @dma while the link is up, or
+ *	%DMA_MAPPING_ERROR (no engine, a window onto RAM, no mapping)
  * @dma_hung: @dma once missed a deadline: copies go by the CPU for good
+ * @dma_batch: the copies in flight on @dma
  * @debugfs: our directory
  * @stats: counters shown in debugfs
  */
@@ -405,7 +435,9 @@ struct kfn_link {
 	struct xarray mrs;
 	u32 mr_epoch;
 	struct dma_chan *dma;
+	dma_addr_t out_dma;
 	bool dma_hung;
+	struct kfn_dma_batch dma_batch;
 	struct dentry *debugfs;
 	struct {
 		u64 proto_errors;
@@ -740,6 +772,7 @@ bool kfn_link_process(struct kfn_link *link);
 void kfn_ep_fail(struct kfn_ep *kep, int status);
 void kfn_ep_flush(struct kfn_ep *kep);
 void kfn_data_work(struct work_struct *work);
+void kfn_dma_batch_init(struct kfn_dma_batch *b);
 int kfn_ep_create(struct kfi_ep *ep, const struct kfi_ep_attr *attr);
 void kfn_ep_drain(struct kfi_ep *ep);
 void kfn_ep_destroy(struct kfi_ep *ep);

@@ -250,8 +250,30 @@ static void __iomem *kfn_out_map(struct kfn_link *link)
 	return out;
 }
 
+/*
+ * The window is mapped for the DMA engine once per session, not per copy.
+ * dma_map_resource() is for MMIO: a window onto RAM is copied by the CPU.
+ */
+static void kfn_out_dma_map(struct kfn_link *link)
+{
+	struct device *dev;
+
+	link->out_dma = DMA_MAPPING_ERROR;
+	if (!link->dma || link->out_ram)
+		return;
+	dev = link->dma->device->dev;
+	link->out_dma = dma_map_resource(dev, link->out_phys, link->out_l.size,
+					 DMA_FROM_DEVICE, 0);
+	if (dma_mapping_error(dev, link->out_dma))
+		link->out_dma = DMA_MAPPING_ERROR;
+}
+
 static void kfn_out_unmap(struct kfn_link *link)
 {
+	if (link->out_dma != DMA_MAPPING_ERROR)
+		dma_unmap_resource(link->dma->device->dev, link->out_dma,
+				   link->out_l.size, DMA_FROM_DEVICE, 0);
+	link->out_dma = DMA_MAPPING_ERROR;
 	if (link->out_ram)
 		memunmap((void __force *)link->out);
 	else
@@ -423,6 +445,7 @@ static void kfn_handshake(struct kfn_link *link)
 	link->out = kfn_out_map(link);
 	if (!link->out)
 		return;
+	kfn_out_dma_map(link);
 	link->up = true;
 	link->stats.link_ups++;
 	link->peer_beat = 0;
@@ -666,6 +689,8 @@ int kfn_link_init(struct kfn_link *link, u32 nch)
 	INIT_LIST_HEAD(&link->eps);
 	INIT_LIST_HEAD(&link->ctrl_q);
 	INIT_LIST_HEAD(&link->connreqs);
+	link->out_dma = DMA_MAPPING_ERROR;
+	kfn_dma_batch_init(&link->dma_batch);
 	INIT_WORK(&link->data_work, kfn_data_work);
 	INIT_WORK(&link->cm_work, kfn_cm_work);
 	INIT_DELAYED_WORK(&link->link_work, kfn_link_work);
