@@ -7,7 +7,9 @@
  * buffers posted before the connection is accepted (with room for inline
  * data on I/O queues), data moved to and from the host's keyed SGL data
  * blocks with the kfabric read/write helper, and responses that invalidate
- * the host's key when it asked for it.
+ * the host's key when it asked for it. The nvmet-level logic of that
+ * (SGL decisions, connection private data, the queue list) is shared with
+ * rdma.c in rdma-common.[ch]; this file keeps the kfabric objects.
  *
  * Only the kfabric API is used. The connection private data, capsules and
  * SGL descriptors are NVMe/RDMA's (<linux/nvme-rdma.h>), so on the verbs
@@ -33,11 +35,7 @@
 #include <rdma/kfi/rw.h>
 
 #include "nvmet.h"
-
-/* As nvmet-rdma: at least a page, up to 4 pages and 16KB of inline data. */
-#define NVMET_KFI_DEFAULT_INLINE_DATA_SIZE	PAGE_SIZE
-#define NVMET_KFI_MAX_INLINE_SGE		4
-#define NVMET_KFI_MAX_INLINE_DATA_SIZE		max_t(int, SZ_16K, PAGE_SIZE)
+#include "rdma-common.h"
 
 /* mpsmin == 4KB: 1MB per command. */
 #define NVMET_KFI_MAX_MDTS			8
@@ -56,11 +54,11 @@ struct nvmet_kfi_cmd {
 	struct nvmet_kfi_queue	*queue;
 	struct nvme_command	*nvme_cmd;
 	struct kvec		kvec;
-	struct scatterlist	inline_sg[NVMET_KFI_MAX_INLINE_SGE];
+	struct scatterlist	inline_sg[NVMET_RDMA_COMMON_MAX_INLINE_SGE];
 };
 
+/* After NVMET_RDMA_COMMON_REQ_INLINE_DATA. */
 enum {
-	NVMET_KFI_REQ_INLINE_DATA	= (1 << 0),
 	NVMET_KFI_REQ_INVALIDATE	= (1 << 1),
 };
 
@@ -80,20 +78,11 @@ struct nvmet_kfi_rsp {
 	int			tag;
 };
 
-enum nvmet_kfi_queue_state {
-	NVMET_KFI_Q_CONNECTING,
-	NVMET_KFI_Q_LIVE,
-	NVMET_KFI_Q_DISCONNECTING,
-};
-
 struct nvmet_kfi_queue {
 	struct kfi_ep		*ep;
 	struct kfi_cq		*cq;
-	struct nvmet_port	*port;
 	bool			remote_inv;	/* the domain can send with invalidate */
 	atomic_t		sq_avail;	/* responses (each with a helper context) */
-	spinlock_t		state_lock;	/* state and rsp_wait_list */
-	enum nvmet_kfi_queue_state state;
 	struct nvmet_cq		nvme_cq;
 	struct nvmet_sq		nvme_sq;
 
@@ -104,8 +93,6 @@ struct nvmet_kfi_queue {
 	int			inline_page_count;
 
 	struct work_struct	release_work;
-	struct work_struct	live_work;
-	struct list_head	rsp_wait_list;		/* arrived before CONNECTED */
 	struct list_head	rsp_wr_wait_list;	/* waiting for sq_avail */
 	spinlock_t		rsp_wr_wait_lock;	/* rsp_wr_wait_list */
 
@@ -116,7 +103,7 @@ struct nvmet_kfi_queue {
 	int			recv_queue_size;
 	int			send_queue_size;
 
-	struct list_head	queue_list;
+	struct nvmet_rdma_common_queue common;
 };
 
 struct nvmet_kfi_port {
@@ -128,8 +115,7 @@ struct nvmet_kfi_port {
 };
 
 static DEFINE_IDA(nvmet_kfi_queue_ida);
-static LIST_HEAD(nvmet_kfi_queue_list);
-static DEFINE_MUTEX(nvmet_kfi_queue_mutex);
+static struct nvmet_rdma_common_queues nvmet_kfi_queues;
 /* Queues disconnected and not yet freed, for the connect throttle. */
 static atomic_t nvmet_kfi_releasing = ATOMIC_INIT(0);
 
@@ -140,26 +126,6 @@ static void nvmet_kfi_read_data_done(struct kfi_cq *cq, struct kfi_wc *wc);
 static void nvmet_kfi_queue_disconnect(struct nvmet_kfi_queue *queue);
 
 static const struct nvmet_fabrics_ops nvmet_kfi_ops;
-
-static int num_pages(int len)
-{
-	return 1 + (((len - 1) & PAGE_MASK) >> PAGE_SHIFT);
-}
-
-static inline bool nvmet_kfi_need_data_in(struct nvmet_kfi_rsp *rsp)
-{
-	return nvme_is_write(rsp->req.cmd) &&
-		rsp->req.transfer_len &&
-		!(rsp->flags & NVMET_KFI_REQ_INLINE_DATA);
-}
-
-static inline bool nvmet_kfi_need_data_out(struct nvmet_kfi_rsp *rsp)
-{
-	return !nvme_is_write(rsp->req.cmd) &&
-		rsp->req.transfer_len &&
-		!rsp->req.cqe->status &&
-		!(rsp->flags & NVMET_KFI_REQ_INLINE_DATA);
-}
 
 static void nvmet_kfi_free_cmd(struct nvmet_kfi_queue *queue,
 			       struct nvmet_kfi_cmd *c)
@@ -343,27 +309,17 @@ static int nvmet_kfi_post_recv(struct nvmet_kfi_cmd *cmd)
 	return ret;
 }
 
+static bool nvmet_kfi_execute_waiting(struct list_head *entry)
+{
+	return nvmet_kfi_execute_command(list_entry(entry, struct nvmet_kfi_rsp,
+						    wait_list));
+}
+
 static void nvmet_kfi_process_wr_wait_list(struct nvmet_kfi_queue *queue)
 {
-	spin_lock(&queue->rsp_wr_wait_lock);
-	while (!list_empty(&queue->rsp_wr_wait_list)) {
-		struct nvmet_kfi_rsp *rsp;
-		bool ret;
-
-		rsp = list_first_entry(&queue->rsp_wr_wait_list,
-				       struct nvmet_kfi_rsp, wait_list);
-		list_del(&rsp->wait_list);
-
-		spin_unlock(&queue->rsp_wr_wait_lock);
-		ret = nvmet_kfi_execute_command(rsp);
-		spin_lock(&queue->rsp_wr_wait_lock);
-
-		if (!ret) {
-			list_add(&rsp->wait_list, &queue->rsp_wr_wait_list);
-			break;
-		}
-	}
-	spin_unlock(&queue->rsp_wr_wait_lock);
+	nvmet_rdma_common_process_wr_wait_list(&queue->rsp_wr_wait_lock,
+					       &queue->rsp_wr_wait_list,
+					       nvmet_kfi_execute_waiting);
 }
 
 static void nvmet_kfi_free_rsp_resources(struct nvmet_kfi_rsp *rsp)
@@ -374,9 +330,8 @@ static void nvmet_kfi_free_rsp_resources(struct nvmet_kfi_rsp *rsp)
 		kfi_rw_ctx_destroy(&rsp->rw);
 		rsp->rw_active = false;
 	}
-	if (rsp->req.sg < rsp->cmd->inline_sg ||
-	    rsp->req.sg >= rsp->cmd->inline_sg + queue->inline_page_count)
-		nvmet_req_free_sgls(&rsp->req);
+	nvmet_rdma_common_free_sgls(&rsp->req, rsp->cmd->inline_sg,
+				    queue->inline_page_count);
 }
 
 static void nvmet_kfi_release_rsp(struct nvmet_kfi_rsp *rsp)
@@ -395,15 +350,7 @@ static void nvmet_kfi_release_rsp(struct nvmet_kfi_rsp *rsp)
 
 static void nvmet_kfi_error_comp(struct nvmet_kfi_queue *queue)
 {
-	if (queue->nvme_sq.ctrl) {
-		nvmet_ctrl_fatal_error(queue->nvme_sq.ctrl);
-	} else {
-		/*
-		 * No controller yet (the admin connect failed): disconnect
-		 * and clean up the queue.
-		 */
-		nvmet_kfi_queue_disconnect(queue);
-	}
+	nvmet_rdma_common_error_comp(&queue->common);
 }
 
 static void nvmet_kfi_send_done(struct kfi_cq *cq, struct kfi_wc *wc)
@@ -440,7 +387,7 @@ static void nvmet_kfi_queue_response(struct nvmet_req *req)
 	/* The buffer takes the next command; this one is done with it. */
 	nvmet_kfi_post_recv(rsp->cmd);
 
-	if (nvmet_kfi_need_data_out(rsp))
+	if (nvmet_rdma_common_need_data_out(&rsp->req, rsp->flags))
 		/* The data, then the response, which reports both. */
 		ret = kfi_rw_ctx_post(&rsp->rw, NULL, &msg, flags);
 	else
@@ -474,62 +421,10 @@ static void nvmet_kfi_read_data_done(struct kfi_cq *cq, struct kfi_wc *wc)
 	rsp->req.execute(&rsp->req);
 }
 
-static void nvmet_kfi_use_inline_sg(struct nvmet_kfi_rsp *rsp, u32 len,
-				    u64 off)
-{
-	u64 page_off = off % PAGE_SIZE;
-	u64 page_idx = off / PAGE_SIZE;
-	int sg_count = num_pages(page_off + len);
-	struct scatterlist *sg;
-	int i;
-
-	sg = &rsp->cmd->inline_sg[page_idx];
-	for (i = 0; i < sg_count; i++, sg++) {
-		if (i < sg_count - 1)
-			sg_unmark_end(sg);
-		else
-			sg_mark_end(sg);
-		sg->offset = page_off;
-		sg->length = min_t(u64, len, PAGE_SIZE - page_off);
-		len -= sg->length;
-		page_off = 0;
-	}
-
-	rsp->req.sg = &rsp->cmd->inline_sg[page_idx];
-	rsp->req.sg_cnt = sg_count;
-}
-
-static u16 nvmet_kfi_map_sgl_inline(struct nvmet_kfi_rsp *rsp)
-{
-	struct nvme_sgl_desc *sgl = &rsp->req.cmd->common.dptr.sgl;
-	u64 off = le64_to_cpu(sgl->addr);
-	u32 len = le32_to_cpu(sgl->length);
-
-	if (!nvme_is_write(rsp->req.cmd)) {
-		rsp->req.error_loc =
-			offsetof(struct nvme_common_command, opcode);
-		return NVME_SC_INVALID_FIELD | NVME_STATUS_DNR;
-	}
-
-	if (off > (u64)rsp->queue->inline_data_size ||
-	    len > (u64)rsp->queue->inline_data_size - off) {
-		pr_err("invalid inline data offset!\n");
-		return NVME_SC_SGL_INVALID_OFFSET | NVME_STATUS_DNR;
-	}
-
-	/* no data command? */
-	if (!len)
-		return 0;
-
-	nvmet_kfi_use_inline_sg(rsp, len, off);
-	rsp->flags |= NVMET_KFI_REQ_INLINE_DATA;
-	rsp->req.transfer_len += len;
-	return 0;
-}
-
-static u16 nvmet_kfi_map_sgl_keyed(struct nvmet_kfi_rsp *rsp,
+static u16 nvmet_kfi_map_sgl_keyed(struct nvmet_req *req,
 				   struct nvme_keyed_sgl_desc *sgl, bool invalidate)
 {
+	struct nvmet_kfi_rsp *rsp = container_of(req, struct nvmet_kfi_rsp, req);
 	struct kfi_rma_iov remote = {
 		.addr = le64_to_cpu(sgl->addr),
 		.key = get_unaligned_le32(sgl->key),
@@ -569,36 +464,9 @@ error_out:
 
 static u16 nvmet_kfi_map_sgl(struct nvmet_kfi_rsp *rsp)
 {
-	struct nvme_keyed_sgl_desc *sgl = &rsp->req.cmd->common.dptr.ksgl;
-
-	switch (sgl->type >> 4) {
-	case NVME_SGL_FMT_DATA_DESC:
-		switch (sgl->type & 0xf) {
-		case NVME_SGL_FMT_OFFSET:
-			return nvmet_kfi_map_sgl_inline(rsp);
-		default:
-			pr_err("invalid SGL subtype: %#x\n", sgl->type);
-			rsp->req.error_loc =
-				offsetof(struct nvme_common_command, dptr);
-			return NVME_SC_INVALID_FIELD | NVME_STATUS_DNR;
-		}
-	case NVME_KEY_SGL_FMT_DATA_DESC:
-		switch (sgl->type & 0xf) {
-		case NVME_SGL_FMT_ADDRESS | NVME_SGL_FMT_INVALIDATE:
-			return nvmet_kfi_map_sgl_keyed(rsp, sgl, true);
-		case NVME_SGL_FMT_ADDRESS:
-			return nvmet_kfi_map_sgl_keyed(rsp, sgl, false);
-		default:
-			pr_err("invalid SGL subtype: %#x\n", sgl->type);
-			rsp->req.error_loc =
-				offsetof(struct nvme_common_command, dptr);
-			return NVME_SC_INVALID_FIELD | NVME_STATUS_DNR;
-		}
-	default:
-		pr_err("invalid SGL type: %#x\n", sgl->type);
-		rsp->req.error_loc = offsetof(struct nvme_common_command, dptr);
-		return NVME_SC_SGL_INVALID_TYPE | NVME_STATUS_DNR;
-	}
+	return nvmet_rdma_common_map_sgl(&rsp->req, rsp->cmd->inline_sg,
+					 rsp->queue->inline_data_size,
+					 &rsp->flags, nvmet_kfi_map_sgl_keyed);
 }
 
 /*
@@ -616,7 +484,7 @@ static bool nvmet_kfi_execute_command(struct nvmet_kfi_rsp *rsp)
 	}
 	rsp->sq_slot = true;
 
-	if (nvmet_kfi_need_data_in(rsp)) {
+	if (nvmet_rdma_common_need_data_in(&rsp->req, rsp->flags)) {
 		if (kfi_rw_ctx_post(&rsp->rw, &rsp->read_cqe, NULL, 0))
 			nvmet_req_complete(&rsp->req, NVME_SC_DATA_XFER_ERROR);
 	} else {
@@ -651,19 +519,11 @@ out_err:
 static bool nvmet_kfi_recv_not_live(struct nvmet_kfi_queue *queue,
 				    struct nvmet_kfi_rsp *rsp)
 {
-	unsigned long flags;
-	bool ret = true;
+	int ret = nvmet_rdma_common_park(&queue->common, &rsp->wait_list);
 
-	spin_lock_irqsave(&queue->state_lock, flags);
-	/* Recheck under the lock: KFI_CM_CONNECTED may just have come. */
-	if (queue->state == NVMET_KFI_Q_LIVE)
-		ret = false;
-	else if (queue->state == NVMET_KFI_Q_CONNECTING)
-		list_add_tail(&rsp->wait_list, &queue->rsp_wait_list);
-	else
+	if (ret < 0)
 		nvmet_kfi_put_rsp(rsp);
-	spin_unlock_irqrestore(&queue->state_lock, flags);
-	return ret;
+	return ret != 0;
 }
 
 static void nvmet_kfi_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
@@ -700,71 +560,29 @@ static void nvmet_kfi_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 	rsp->cmd = cmd;
 	rsp->flags = 0;
 	rsp->req.cmd = cmd->nvme_cmd;
-	rsp->req.port = queue->port;
+	rsp->req.port = queue->common.port;
 	rsp->rw_active = false;
 	rsp->sq_slot = false;
 	rsp->invalidate_key = 0;
 
-	if (unlikely(READ_ONCE(queue->state) != NVMET_KFI_Q_LIVE) &&
+	if (unlikely(!nvmet_rdma_common_queue_live(&queue->common)) &&
 	    nvmet_kfi_recv_not_live(queue, rsp))
 		return;
 
 	nvmet_kfi_handle_command(queue, rsp);
 }
 
-/*
- * Commands that arrived before the connection was reported established,
- * run from a work item: the connect command takes nvmet's configuration
- * lock, which must not nest in the provider's connection event locks.
- */
-static void nvmet_kfi_live_work(struct work_struct *w)
+static void nvmet_kfi_handle_parked(struct nvmet_rdma_common_queue *q,
+				    struct list_head *entry)
 {
-	struct nvmet_kfi_queue *queue =
-		container_of(w, struct nvmet_kfi_queue, live_work);
-	struct nvmet_kfi_rsp *rsp;
-	unsigned long flags;
-
-	spin_lock_irqsave(&queue->state_lock, flags);
-	while (queue->state == NVMET_KFI_Q_LIVE &&
-	       !list_empty(&queue->rsp_wait_list)) {
-		rsp = list_first_entry(&queue->rsp_wait_list,
-				       struct nvmet_kfi_rsp, wait_list);
-		list_del(&rsp->wait_list);
-		spin_unlock_irqrestore(&queue->state_lock, flags);
-		nvmet_kfi_handle_command(queue, rsp);
-		spin_lock_irqsave(&queue->state_lock, flags);
-	}
-	spin_unlock_irqrestore(&queue->state_lock, flags);
-}
-
-static void nvmet_kfi_queue_established(struct nvmet_kfi_queue *queue)
-{
-	unsigned long flags;
-
-	spin_lock_irqsave(&queue->state_lock, flags);
-	if (queue->state != NVMET_KFI_Q_CONNECTING) {
-		pr_warn("trying to establish a connected queue\n");
-	} else {
-		WRITE_ONCE(queue->state, NVMET_KFI_Q_LIVE);
-		if (!list_empty(&queue->rsp_wait_list))
-			queue_work(nvmet_wq, &queue->live_work);
-	}
-	spin_unlock_irqrestore(&queue->state_lock, flags);
+	nvmet_kfi_handle_command(container_of(q, struct nvmet_kfi_queue, common),
+				 list_entry(entry, struct nvmet_kfi_rsp,
+					    wait_list));
 }
 
 static void nvmet_kfi_reclaim_rsps(struct nvmet_kfi_queue *queue)
 {
-	struct nvmet_kfi_rsp *rsp, *tmp;
-	unsigned long flags;
 	unsigned int i;
-
-	/* Commands that never ran. */
-	spin_lock_irqsave(&queue->state_lock, flags);
-	list_for_each_entry_safe(rsp, tmp, &queue->rsp_wait_list, wait_list) {
-		list_del(&rsp->wait_list);
-		nvmet_kfi_put_rsp(rsp);
-	}
-	spin_unlock_irqrestore(&queue->state_lock, flags);
 
 	/*
 	 * Responses still in flight when the connection was torn down: no
@@ -777,10 +595,17 @@ static void nvmet_kfi_reclaim_rsps(struct nvmet_kfi_queue *queue)
 
 static void nvmet_kfi_free_queue(struct nvmet_kfi_queue *queue)
 {
+	struct nvmet_kfi_rsp *rsp, *tmp;
+	LIST_HEAD(parked);
+
 	pr_debug("freeing queue %d\n", queue->idx);
 
-	/* The queue is DISCONNECTING: the work stops replaying. */
-	cancel_work_sync(&queue->live_work);
+	/* The queue is DISCONNECTING: parked commands never run. */
+	nvmet_rdma_common_queue_stop(&queue->common, &parked);
+	list_for_each_entry_safe(rsp, tmp, &parked, wait_list) {
+		list_del(&rsp->wait_list);
+		nvmet_kfi_put_rsp(rsp);
+	}
 	/* Flush what is outstanding, so the requests below finish. */
 	kfi_disconnect(queue->ep);
 
@@ -808,41 +633,25 @@ static void nvmet_kfi_release_queue_work(struct work_struct *w)
 
 static void __nvmet_kfi_queue_disconnect(struct nvmet_kfi_queue *queue)
 {
-	bool disconnect = false;
-	unsigned long flags;
-
-	spin_lock_irqsave(&queue->state_lock, flags);
-	switch (queue->state) {
-	case NVMET_KFI_Q_CONNECTING:
-	case NVMET_KFI_Q_LIVE:
-		WRITE_ONCE(queue->state, NVMET_KFI_Q_DISCONNECTING);
-		disconnect = true;
-		break;
-	case NVMET_KFI_Q_DISCONNECTING:
-		break;
-	}
-	spin_unlock_irqrestore(&queue->state_lock, flags);
-
-	/* The endpoint is freed from process context, never its handler. */
-	if (disconnect) {
+	/*
+	 * Parked commands are dropped as the queue is freed. The endpoint
+	 * is freed from process context, never its handler.
+	 */
+	if (nvmet_rdma_common_set_disconnecting(&queue->common, NULL)) {
 		atomic_inc(&nvmet_kfi_releasing);
 		queue_work(nvmet_wq, &queue->release_work);
 	}
 }
 
+static void nvmet_kfi_disconnect_unlisted(struct nvmet_rdma_common_queue *q)
+{
+	__nvmet_kfi_queue_disconnect(container_of(q, struct nvmet_kfi_queue,
+						  common));
+}
+
 static void nvmet_kfi_queue_disconnect(struct nvmet_kfi_queue *queue)
 {
-	bool disconnect = false;
-
-	mutex_lock(&nvmet_kfi_queue_mutex);
-	if (!list_empty(&queue->queue_list)) {
-		list_del_init(&queue->queue_list);
-		disconnect = true;
-	}
-	mutex_unlock(&nvmet_kfi_queue_mutex);
-
-	if (disconnect)
-		__nvmet_kfi_queue_disconnect(queue);
+	nvmet_rdma_common_queue_disconnect(&queue->common);
 }
 
 static void nvmet_kfi_queue_cm_handler(void *context,
@@ -855,7 +664,7 @@ static void nvmet_kfi_queue_cm_handler(void *context,
 
 	switch (ev->type) {
 	case KFI_CM_CONNECTED:
-		nvmet_kfi_queue_established(queue);
+		nvmet_rdma_common_queue_established(&queue->common);
 		break;
 	default:
 		/*
@@ -870,26 +679,17 @@ static void nvmet_kfi_queue_cm_handler(void *context,
 static int nvmet_kfi_parse_cm_connect_req(const struct kfi_cm_event *ev,
 					  struct nvmet_kfi_queue *queue)
 {
-	struct nvme_rdma_cm_req req;
+	int ret;
 
-	if (!ev->private_data || ev->private_data_len < sizeof(req))
-		return NVME_RDMA_CM_INVALID_LEN;
-	memcpy(&req, ev->private_data, sizeof(req));	/* may be unaligned */
+	ret = nvmet_rdma_common_parse_cm_req(ev->private_data,
+					     ev->private_data_len,
+					     &queue->host_qid,
+					     &queue->recv_queue_size,
+					     &queue->send_queue_size);
+	if (ret)
+		return ret;
 
-	if (le16_to_cpu(req.recfmt) != NVME_RDMA_CM_FMT_1_0)
-		return NVME_RDMA_CM_INVALID_RECFMT;
-
-	queue->host_qid = le16_to_cpu(req.qid);
-
-	/*
-	 * req.hsqsize is our receive queue size minus 1, req.hrqsize our
-	 * send queue size.
-	 */
-	queue->recv_queue_size = le16_to_cpu(req.hsqsize) + 1;
-	queue->send_queue_size = le16_to_cpu(req.hrqsize);
-
-	if (!queue->host_qid && queue->recv_queue_size > NVME_AQ_DEPTH)
-		return NVME_RDMA_CM_INVALID_HSQSIZE;
+	/* The queues are sized from these: bound them. */
 	if (queue->recv_queue_size > NVME_RDMA_MAX_QUEUE_SIZE)
 		return NVME_RDMA_CM_INVALID_HSQSIZE;
 	if (!queue->send_queue_size ||
@@ -903,11 +703,7 @@ static void nvmet_kfi_cm_reject(struct kfi_connreq *req,
 {
 	struct nvme_rdma_cm_rej rej;
 
-	pr_debug("rejecting connect request: status %d (%s)\n",
-		 status, nvme_rdma_cm_msg(status));
-
-	rej.recfmt = cpu_to_le16(NVME_RDMA_CM_FMT_1_0);
-	rej.sts = cpu_to_le16(status);
+	nvmet_rdma_common_cm_rej(&rej, status);
 	kfi_reject(req, &rej, sizeof(rej));
 }
 
@@ -1025,22 +821,19 @@ nvmet_kfi_alloc_queue(struct nvmet_kfi_port *port,
 	}
 
 	INIT_WORK(&queue->release_work, nvmet_kfi_release_queue_work);
-	INIT_WORK(&queue->live_work, nvmet_kfi_live_work);
-	queue->port = port->nport;
+	nvmet_rdma_common_queue_init(&queue->common, &nvmet_kfi_queues,
+				     port->nport, &queue->nvme_sq);
 	queue->remote_inv = attr->caps & KFI_CAP_REMOTE_INV;
 	queue->src_addr = req->src_addr;
 	queue->dest_addr = req->dest_addr;
-	spin_lock_init(&queue->state_lock);
-	queue->state = NVMET_KFI_Q_CONNECTING;
-	INIT_LIST_HEAD(&queue->rsp_wait_list);
 	INIT_LIST_HEAD(&queue->rsp_wr_wait_list);
 	spin_lock_init(&queue->rsp_wr_wait_lock);
-	INIT_LIST_HEAD(&queue->queue_list);
 
 	/* Inline data only on I/O queues, as much as the domain receives. */
 	if (queue->host_qid) {
 		queue->inline_data_size = port->nport->inline_data_size;
-		queue->inline_page_count = num_pages(queue->inline_data_size);
+		queue->inline_page_count =
+			nvmet_rdma_common_num_pages(queue->inline_data_size);
 		if (queue->inline_page_count + 1 > attr->max_recv_sge) {
 			queue->inline_page_count = attr->max_recv_sge - 1;
 			queue->inline_data_size =
@@ -1119,13 +912,10 @@ static void nvmet_kfi_connreq_handler(void *context,
 		return;
 	}
 
-	rep.recfmt = cpu_to_le16(NVME_RDMA_CM_FMT_1_0);
-	rep.crqsize = cpu_to_le16(queue->recv_queue_size);
+	nvmet_rdma_common_cm_rep(&rep, queue->recv_queue_size);
 
 	/* Listed first: its handler may disconnect it once accepted. */
-	mutex_lock(&nvmet_kfi_queue_mutex);
-	list_add_tail(&queue->queue_list, &nvmet_kfi_queue_list);
-	mutex_unlock(&nvmet_kfi_queue_mutex);
+	nvmet_rdma_common_queue_add(&queue->common);
 
 	/*
 	 * A connect storm, as nvmet-rdma throttles it: while more queues
@@ -1148,30 +938,7 @@ static void nvmet_kfi_connreq_handler(void *context,
 
 static void nvmet_kfi_delete_ctrl(struct nvmet_ctrl *ctrl)
 {
-	struct nvmet_kfi_queue *queue, *n;
-
-	mutex_lock(&nvmet_kfi_queue_mutex);
-	list_for_each_entry_safe(queue, n, &nvmet_kfi_queue_list, queue_list) {
-		if (queue->nvme_sq.ctrl != ctrl)
-			continue;
-		list_del_init(&queue->queue_list);
-		__nvmet_kfi_queue_disconnect(queue);
-	}
-	mutex_unlock(&nvmet_kfi_queue_mutex);
-}
-
-static void nvmet_kfi_destroy_port_queues(struct nvmet_kfi_port *port)
-{
-	struct nvmet_kfi_queue *queue, *tmp;
-
-	mutex_lock(&nvmet_kfi_queue_mutex);
-	list_for_each_entry_safe(queue, tmp, &nvmet_kfi_queue_list, queue_list) {
-		if (queue->port != port->nport)
-			continue;
-		list_del_init(&queue->queue_list);
-		__nvmet_kfi_queue_disconnect(queue);
-	}
-	mutex_unlock(&nvmet_kfi_queue_mutex);
+	nvmet_rdma_common_delete_ctrl(&nvmet_kfi_queues, ctrl);
 }
 
 static int nvmet_kfi_enable_port(struct nvmet_kfi_port *port)
@@ -1185,7 +952,7 @@ static int nvmet_kfi_enable_port(struct nvmet_kfi_port *port)
 	};
 	struct kfi_info *info;
 	struct kfi_pep *pep;
-	u32 max_inline_sge = NVMET_KFI_MAX_INLINE_SGE;
+	u32 max_inline_sge = NVMET_RDMA_COMMON_MAX_INLINE_SGE;
 	LIST_HEAD(infos);
 	int ret;
 
@@ -1203,7 +970,8 @@ static int nvmet_kfi_enable_port(struct nvmet_kfi_port *port)
 	 */
 	list_for_each_entry(info, &infos, list)
 		max_inline_sge = min(max_inline_sge, info->attr.max_recv_sge - 1);
-	if (num_pages(nport->inline_data_size) > max_inline_sge) {
+	if (nvmet_rdma_common_num_pages(nport->inline_data_size) >
+	    max_inline_sge) {
 		pr_warn("inline_data_size %d cannot be supported. Reducing to %lu.\n",
 			nport->inline_data_size, max_inline_sge * PAGE_SIZE);
 		nport->inline_data_size = max_inline_sge * PAGE_SIZE;
@@ -1250,7 +1018,7 @@ static void nvmet_kfi_disable_port(struct nvmet_kfi_port *port)
 	port->pep = NULL;
 
 	/* The queues not yet part of a controller. */
-	nvmet_kfi_destroy_port_queues(port);
+	nvmet_rdma_common_disconnect_port(&nvmet_kfi_queues, port->nport);
 }
 
 /* As nvmet-rdma: retry every 5 s until the address is served again. */
@@ -1294,22 +1062,7 @@ static int nvmet_kfi_add_port(struct nvmet_port *nport)
 		goto out_free_port;
 	}
 
-	if (nport->inline_data_size < 0) {
-		nport->inline_data_size = NVMET_KFI_DEFAULT_INLINE_DATA_SIZE;
-	} else if (nport->inline_data_size > NVMET_KFI_MAX_INLINE_DATA_SIZE) {
-		pr_warn("inline_data_size %u is too large, reducing to %u\n",
-			nport->inline_data_size,
-			NVMET_KFI_MAX_INLINE_DATA_SIZE);
-		nport->inline_data_size = NVMET_KFI_MAX_INLINE_DATA_SIZE;
-	}
-
-	if (nport->max_queue_size < 0) {
-		nport->max_queue_size = NVME_RDMA_DEFAULT_QUEUE_SIZE;
-	} else if (nport->max_queue_size > NVME_RDMA_MAX_QUEUE_SIZE) {
-		pr_warn("max_queue_size %u is too large, reducing to %u\n",
-			nport->max_queue_size, NVME_RDMA_MAX_QUEUE_SIZE);
-		nport->max_queue_size = NVME_RDMA_MAX_QUEUE_SIZE;
-	}
+	nvmet_rdma_common_init_port(nport);
 
 	ret = nvmet_kfi_enable_port(port);
 	if (ret)
@@ -1431,16 +1184,17 @@ static void nvmet_kfi_remove_one(struct kfi_domain *domain, void *client_data)
 	struct nvmet_kfi_queue *queue, *tmp;
 	bool found = false;
 
-	mutex_lock(&nvmet_kfi_queue_mutex);
-	list_for_each_entry_safe(queue, tmp, &nvmet_kfi_queue_list, queue_list) {
+	mutex_lock(&nvmet_kfi_queues.mutex);
+	list_for_each_entry_safe(queue, tmp, &nvmet_kfi_queues.list,
+				 common.entry) {
 		if (kfi_ep_domain(queue->ep) != domain)
 			continue;
 		pr_info("Removing queue %d\n", queue->idx);
-		list_del_init(&queue->queue_list);
+		list_del_init(&queue->common.entry);
 		__nvmet_kfi_queue_disconnect(queue);
 		found = true;
 	}
-	mutex_unlock(&nvmet_kfi_queue_mutex);
+	mutex_unlock(&nvmet_kfi_queues.mutex);
 
 	if (found) {
 		flush_workqueue(nvmet_wq);
@@ -1456,6 +1210,10 @@ static struct kfi_client nvmet_kfi_client = {
 static int __init nvmet_kfi_init(void)
 {
 	int ret;
+
+	nvmet_rdma_common_queues_init(&nvmet_kfi_queues,
+				      nvmet_kfi_disconnect_unlisted,
+				      nvmet_kfi_handle_parked);
 
 	ret = kfi_register_client(&nvmet_kfi_client);
 	if (ret)
@@ -1477,7 +1235,7 @@ static void __exit nvmet_kfi_exit(void)
 	nvmet_unregister_transport(&nvmet_kfi_ops);
 	kfi_unregister_client(&nvmet_kfi_client);
 	flush_workqueue(nvmet_wq);
-	WARN_ON_ONCE(!list_empty(&nvmet_kfi_queue_list));
+	WARN_ON_ONCE(!list_empty(&nvmet_kfi_queues.list));
 	ida_destroy(&nvmet_kfi_queue_ida);
 }
 
