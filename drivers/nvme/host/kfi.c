@@ -10,6 +10,10 @@
  * (or locally when the target did not). Small writes on I/O queues go
  * inline in the capsule.
  *
+ * The controller state machine (queue setup and teardown, error recovery,
+ * reconnect, reset, delete) is the fabrics library's (fabrics-ctrl.c),
+ * shared with nvme-rdma; this file supplies its queue operations.
+ *
  * Only the kfabric API is used, so the transport runs on every kfabric
  * provider that offers messages, RMA and remote invalidation. The queue
  * connection private data, the capsules and the SGL descriptors are those
@@ -112,11 +116,7 @@ struct nvme_kfi_queue {
 struct nvme_kfi_ctrl {
 	struct nvme_kfi_queue	*queues;
 
-	struct blk_mq_tag_set	tag_set;
-	struct work_struct	err_work;
-	struct delayed_work	reconnect_work;
 	struct list_head	list;
-	struct blk_mq_tag_set	admin_tag_set;
 
 	/* The asynchronous event request has no struct request. */
 	struct nvme_command	*aen_cmd;
@@ -128,22 +128,18 @@ struct nvme_kfi_ctrl {
 	u32			max_fr_pages;
 	u32			num_inline_segments;
 
-	struct nvme_ctrl	ctrl;
+	struct nvmf_ctrl	fctrl;
 	bool			use_inline_data;
-	u32			io_queues[HCTX_MAX_TYPES];
 };
 
 static inline struct nvme_kfi_ctrl *to_kfi_ctrl(struct nvme_ctrl *ctrl)
 {
-	return container_of(ctrl, struct nvme_kfi_ctrl, ctrl);
+	return container_of(ctrl, struct nvme_kfi_ctrl, fctrl.ctrl);
 }
 
 static void nvme_kfi_cm_handler(void *context, const struct kfi_cm_event *ev);
 static void nvme_kfi_recv_done(struct kfi_cq *cq, struct kfi_wc *wc);
 static void nvme_kfi_complete_rq(struct request *rq);
-
-static const struct blk_mq_ops nvme_kfi_mq_ops;
-static const struct blk_mq_ops nvme_kfi_admin_mq_ops;
 
 static inline int nvme_kfi_queue_idx(struct nvme_kfi_queue *queue)
 {
@@ -153,8 +149,8 @@ static inline int nvme_kfi_queue_idx(struct nvme_kfi_queue *queue)
 static bool nvme_kfi_poll_queue(struct nvme_kfi_queue *queue)
 {
 	return nvme_kfi_queue_idx(queue) >
-		queue->ctrl->io_queues[HCTX_TYPE_DEFAULT] +
-		queue->ctrl->io_queues[HCTX_TYPE_READ];
+		queue->ctrl->fctrl.io_queues[HCTX_TYPE_DEFAULT] +
+		queue->ctrl->fctrl.io_queues[HCTX_TYPE_READ];
 }
 
 static inline size_t nvme_kfi_inline_data_size(struct nvme_kfi_queue *queue)
@@ -180,9 +176,9 @@ static int nvme_kfi_init_request(struct blk_mq_tag_set *set,
 {
 	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(set->driver_data);
 	struct nvme_kfi_request *req = blk_mq_rq_to_pdu(rq);
-	int queue_idx = (set == &ctrl->tag_set) ? hctx_idx + 1 : 0;
+	int queue_idx = (set == &ctrl->fctrl.tag_set) ? hctx_idx + 1 : 0;
 
-	nvme_req(rq)->ctrl = &ctrl->ctrl;
+	nvme_req(rq)->ctrl = &ctrl->fctrl.ctrl;
 	req->cmd = kzalloc_obj(*req->cmd);
 	if (!req->cmd)
 		return -ENOMEM;
@@ -201,7 +197,7 @@ static int nvme_kfi_init_hctx(struct blk_mq_hw_ctx *hctx, void *data,
 {
 	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(data);
 
-	if (WARN_ON_ONCE(hctx_idx + 1 >= ctrl->ctrl.queue_count))
+	if (WARN_ON_ONCE(hctx_idx + 1 >= ctrl->fctrl.ctrl.queue_count))
 		return -EINVAL;
 	hctx->driver_data = &ctrl->queues[hctx_idx + 1];
 	return 0;
@@ -235,7 +231,7 @@ static struct kfi_domain *nvme_kfi_find_domain(struct nvme_kfi_ctrl *ctrl)
 	LIST_HEAD(infos);
 	int ret;
 
-	if (ctrl->ctrl.opts->mask & NVMF_OPT_HOST_TRADDR)
+	if (ctrl->fctrl.ctrl.opts->mask & NVMF_OPT_HOST_TRADDR)
 		hints.src_addr = &ctrl->src_addr;
 	ret = kfi_getinfo(&hints, &infos);
 	if (ret)
@@ -398,9 +394,9 @@ static int nvme_kfi_create_queue_res(struct nvme_kfi_queue *queue)
 	if (IS_ERR(queue->domain)) {
 		ret = PTR_ERR(queue->domain);
 		queue->domain = NULL;
-		dev_info(ctrl->ctrl.device,
+		dev_info(ctrl->fctrl.ctrl.device,
 			 "no kfabric domain reaches %s:%s (%d)\n",
-			 ctrl->ctrl.opts->traddr, ctrl->ctrl.opts->trsvcid, ret);
+			 ctrl->fctrl.ctrl.opts->traddr, ctrl->fctrl.ctrl.opts->trsvcid, ret);
 		return ret;
 	}
 	attr = kfi_domain_attr(queue->domain);
@@ -425,7 +421,7 @@ static int nvme_kfi_create_queue_res(struct nvme_kfi_queue *queue)
 	ep_attr.send_cq = queue->cq;
 	ep_attr.recv_cq = queue->cq;
 	/* As nvme-rdma: host_traddr is the source, not a mere hint. */
-	if (ctrl->ctrl.opts->mask & NVMF_OPT_HOST_TRADDR)
+	if (ctrl->fctrl.ctrl.opts->mask & NVMF_OPT_HOST_TRADDR)
 		ep_attr.src_addr = &ctrl->src_addr;
 	queue->ep = kfi_ep_alloc(queue->domain, &ep_attr);
 	if (IS_ERR(queue->ep)) {
@@ -438,7 +434,7 @@ static int nvme_kfi_create_queue_res(struct nvme_kfi_queue *queue)
 		goto out_destroy;
 	ret = nvme_kfi_alloc_mrs(queue);
 	if (ret) {
-		dev_err(ctrl->ctrl.device,
+		dev_err(ctrl->fctrl.ctrl.device,
 			"failed to allocate %d memory regions for QID %d\n",
 			queue->queue_size, idx);
 		goto out_destroy;
@@ -475,15 +471,15 @@ static int nvme_kfi_connect_queue(struct nvme_kfi_queue *queue)
 		priv.hsqsize = cpu_to_le16(NVME_AQ_DEPTH - 1);
 	} else {
 		priv.hrqsize = cpu_to_le16(queue->queue_size);
-		priv.hsqsize = cpu_to_le16(ctrl->ctrl.sqsize);
-		priv.cntlid = cpu_to_le16(ctrl->ctrl.cntlid);
+		priv.hsqsize = cpu_to_le16(ctrl->fctrl.ctrl.sqsize);
+		priv.cntlid = cpu_to_le16(ctrl->fctrl.ctrl.cntlid);
 	}
 
 	queue->cm_error = -ETIMEDOUT;
 	reinit_completion(&queue->cm_done);
 	ret = kfi_connect(queue->ep, &ctrl->addr, &priv, sizeof(priv));
 	if (ret) {
-		dev_info(ctrl->ctrl.device, "kfi_connect failed (%d)\n", ret);
+		dev_info(ctrl->fctrl.ctrl.device, "kfi_connect failed (%d)\n", ret);
 		return ret;
 	}
 	left = wait_for_completion_interruptible_timeout(&queue->cm_done,
@@ -495,16 +491,19 @@ static int nvme_kfi_connect_queue(struct nvme_kfi_queue *queue)
 	return queue->cm_error;
 }
 
-static int nvme_kfi_alloc_queue(struct nvme_kfi_queue *queue)
+static int nvme_kfi_alloc_queue(struct nvmf_ctrl *fctrl, int idx,
+				size_t queue_size)
 {
-	struct nvme_kfi_ctrl *ctrl = queue->ctrl;
-	int idx = nvme_kfi_queue_idx(queue);
+	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(&fctrl->ctrl);
+	struct nvme_kfi_queue *queue = &ctrl->queues[idx];
 	int ret;
 
+	queue->ctrl = ctrl;
+	queue->queue_size = queue_size;
 	mutex_init(&queue->queue_lock);
 	init_completion(&queue->cm_done);
 	if (idx > 0)
-		queue->cmnd_capsule_len = ctrl->ctrl.ioccsz * 16;
+		queue->cmnd_capsule_len = fctrl->ctrl.ioccsz * 16;
 	else
 		queue->cmnd_capsule_len = sizeof(struct nvme_command);
 
@@ -513,7 +512,7 @@ static int nvme_kfi_alloc_queue(struct nvme_kfi_queue *queue)
 		goto out_destroy_mutex;
 	ret = nvme_kfi_connect_queue(queue);
 	if (ret) {
-		dev_info(ctrl->ctrl.device,
+		dev_info(fctrl->ctrl.device,
 			 "kfabric connection establishment failed (%d)\n", ret);
 		goto out_destroy_res;
 	}
@@ -534,8 +533,11 @@ static void __nvme_kfi_stop_queue(struct nvme_kfi_queue *queue)
 	nvme_kfi_revoke_mrs(queue);
 }
 
-static void nvme_kfi_stop_queue(struct nvme_kfi_queue *queue)
+static void nvme_kfi_stop_queue(struct nvmf_ctrl *fctrl, int qid)
 {
+	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(&fctrl->ctrl);
+	struct nvme_kfi_queue *queue = &ctrl->queues[qid];
+
 	if (!test_bit(NVME_KFI_Q_ALLOCATED, &queue->flags))
 		return;
 
@@ -545,8 +547,11 @@ static void nvme_kfi_stop_queue(struct nvme_kfi_queue *queue)
 	mutex_unlock(&queue->queue_lock);
 }
 
-static void nvme_kfi_free_queue(struct nvme_kfi_queue *queue)
+static void nvme_kfi_free_queue(struct nvmf_ctrl *fctrl, int qid)
 {
+	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(&fctrl->ctrl);
+	struct nvme_kfi_queue *queue = &ctrl->queues[qid];
+
 	if (!test_and_clear_bit(NVME_KFI_Q_ALLOCATED, &queue->flags))
 		return;
 
@@ -554,16 +559,9 @@ static void nvme_kfi_free_queue(struct nvme_kfi_queue *queue)
 	mutex_destroy(&queue->queue_lock);
 }
 
-static void nvme_kfi_free_io_queues(struct nvme_kfi_ctrl *ctrl)
+static void nvme_kfi_stop_io_queues(struct nvmf_ctrl *fctrl)
 {
-	int i;
-
-	for (i = 1; i < ctrl->ctrl.queue_count; i++)
-		nvme_kfi_free_queue(&ctrl->queues[i]);
-}
-
-static void nvme_kfi_stop_io_queues(struct nvme_kfi_ctrl *ctrl)
-{
+	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(&fctrl->ctrl);
 	struct nvme_kfi_queue *queue;
 	int i;
 
@@ -572,273 +570,62 @@ static void nvme_kfi_stop_io_queues(struct nvme_kfi_ctrl *ctrl)
 	 * posts that raced its disconnect (an RCU grace period), and this
 	 * way they share one wait instead of taking one per queue.
 	 */
-	for (i = 1; i < ctrl->ctrl.queue_count; i++) {
+	for (i = 1; i < fctrl->ctrl.queue_count; i++) {
 		queue = &ctrl->queues[i];
 		if (test_bit(NVME_KFI_Q_ALLOCATED, &queue->flags) &&
 		    test_bit(NVME_KFI_Q_LIVE, &queue->flags))
 			kfi_disconnect(queue->ep);
 	}
-	for (i = 1; i < ctrl->ctrl.queue_count; i++)
-		nvme_kfi_stop_queue(&ctrl->queues[i]);
+	for (i = 1; i < fctrl->ctrl.queue_count; i++)
+		nvme_kfi_stop_queue(fctrl, i);
 }
 
-static int nvme_kfi_start_queue(struct nvme_kfi_ctrl *ctrl, int idx)
+static int nvme_kfi_start_queue(struct nvmf_ctrl *fctrl, int idx)
 {
+	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(&fctrl->ctrl);
 	struct nvme_kfi_queue *queue = &ctrl->queues[idx];
 	int ret;
 
 	if (idx)
-		ret = nvmf_connect_io_queue(&ctrl->ctrl, idx);
+		ret = nvmf_connect_io_queue(&fctrl->ctrl, idx);
 	else
-		ret = nvmf_connect_admin_queue(&ctrl->ctrl);
+		ret = nvmf_connect_admin_queue(&fctrl->ctrl);
 
 	if (!ret) {
 		set_bit(NVME_KFI_Q_LIVE, &queue->flags);
 	} else {
 		if (test_bit(NVME_KFI_Q_ALLOCATED, &queue->flags))
 			__nvme_kfi_stop_queue(queue);
-		dev_info(ctrl->ctrl.device,
+		dev_info(fctrl->ctrl.device,
 			 "failed to connect queue: %d ret=%d\n", idx, ret);
 	}
 	return ret;
 }
 
-struct nvme_kfi_setup_ctx {
-	struct nvme_kfi_queue	*queue;
-	int			*err;
-};
-
-static void nvme_kfi_setup_queue_async(void *data, async_cookie_t cookie)
+static void nvme_kfi_free_admin_queue(struct nvmf_ctrl *fctrl)
 {
-	struct nvme_kfi_setup_ctx *ctx = data;
-	struct nvme_kfi_queue *queue = ctx->queue;
-	int ret;
-
-	ret = nvme_kfi_alloc_queue(queue);
-	if (!ret)
-		ret = nvme_kfi_start_queue(queue->ctrl, nvme_kfi_queue_idx(queue));
-	if (ret)
-		WRITE_ONCE(*ctx->err, ret);
+	cancel_work_sync(&fctrl->ctrl.async_event_work);
+	nvme_kfi_free_queue(fctrl, 0);
 }
 
-static int nvme_kfi_setup_io_queues(struct nvme_kfi_ctrl *ctrl,
-				    unsigned int first, unsigned int last, size_t queue_size)
+static int nvme_kfi_alloc_admin_queue(struct nvmf_ctrl *fctrl)
 {
-	ASYNC_DOMAIN_EXCLUSIVE(queue_domain);
-	struct nvme_kfi_setup_ctx *ctxs;
-	int nr_queues = last - first;
-	int err = 0, i, ret;
-
-	ctxs = kmalloc_objs(*ctxs, nr_queues);
-	if (!ctxs)
-		return -ENOMEM;
-
-	/* Queues connect in parallel: each waits for its own handshake. */
-	for (i = 0; i < nr_queues; i++) {
-		struct nvme_kfi_queue *queue = &ctrl->queues[first + i];
-
-		queue->ctrl = ctrl;
-		queue->queue_size = queue_size;
-		ctxs[i].queue = queue;
-		ctxs[i].err = &err;
-		async_schedule_domain(nvme_kfi_setup_queue_async, &ctxs[i],
-				      &queue_domain);
-	}
-	async_synchronize_full_domain(&queue_domain);
-	kfree(ctxs);
-
-	ret = READ_ONCE(err);
-	if (!ret)
-		return 0;
-
-	for (i = 0; i < nr_queues; i++) {
-		struct nvme_kfi_queue *queue = &ctrl->queues[first + i];
-
-		nvme_kfi_stop_queue(queue);
-		nvme_kfi_free_queue(queue);
-	}
-	return ret;
-}
-
-static int nvme_kfi_alloc_tag_set(struct nvme_ctrl *ctrl)
-{
-	return nvme_alloc_io_tag_set(ctrl, &to_kfi_ctrl(ctrl)->tag_set,
-				     &nvme_kfi_mq_ops,
-				     ctrl->opts->nr_poll_queues ? HCTX_MAX_TYPES : 2,
-				     sizeof(struct nvme_kfi_request) + NVME_KFI_DATA_SGL_SIZE);
-}
-
-static void nvme_kfi_destroy_admin_queue(struct nvme_kfi_ctrl *ctrl)
-{
-	cancel_work_sync(&ctrl->ctrl.async_event_work);
-	nvme_kfi_free_queue(&ctrl->queues[0]);
-}
-
-static int nvme_kfi_configure_admin_queue(struct nvme_kfi_ctrl *ctrl, bool new)
-{
+	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(&fctrl->ctrl);
 	struct device *dev;
 	int error;
 
-	ctrl->queues[0].ctrl = ctrl;
-	ctrl->queues[0].queue_size = NVME_AQ_DEPTH;
-	error = nvme_kfi_alloc_queue(&ctrl->queues[0]);
+	error = nvme_kfi_alloc_queue(fctrl, 0, NVME_AQ_DEPTH);
 	if (error)
 		return error;
 
 	dev = kfi_domain_device(ctrl->queues[0].domain);
-	ctrl->ctrl.numa_node = dev ? dev_to_node(dev) : NUMA_NO_NODE;
+	fctrl->ctrl.numa_node = dev ? dev_to_node(dev) : NUMA_NO_NODE;
 
-	if (new) {
-		error = nvme_alloc_admin_tag_set(&ctrl->ctrl,
-						 &ctrl->admin_tag_set, &nvme_kfi_admin_mq_ops,
-						 sizeof(struct nvme_kfi_request) +
-						 NVME_KFI_DATA_SGL_SIZE);
-		if (error)
-			goto out_free_queue;
-	}
-
-	error = nvme_kfi_start_queue(ctrl, 0);
-	if (error)
-		goto out_remove_admin_tag_set;
-
-	error = nvme_enable_ctrl(&ctrl->ctrl);
-	if (error)
-		goto out_stop_queue;
-
-	ctrl->ctrl.max_segments = ctrl->max_fr_pages;
-	ctrl->ctrl.max_hw_sectors = ctrl->max_fr_pages << (ilog2(SZ_4K) - 9);
-	ctrl->ctrl.max_integrity_segments = 0;
-
-	nvme_unquiesce_admin_queue(&ctrl->ctrl);
-
-	error = nvme_init_ctrl_finish(&ctrl->ctrl, false);
-	if (error)
-		goto out_quiesce_queue;
-
+	/* max_fr_pages comes from the admin queue's domain. */
+	fctrl->ctrl.max_segments = ctrl->max_fr_pages;
+	fctrl->ctrl.max_hw_sectors = ctrl->max_fr_pages << (ilog2(SZ_4K) - 9);
+	fctrl->ctrl.max_integrity_segments = 0;
 	return 0;
-
-out_quiesce_queue:
-	nvme_quiesce_admin_queue(&ctrl->ctrl);
-	blk_sync_queue(ctrl->ctrl.admin_q);
-out_stop_queue:
-	nvme_kfi_stop_queue(&ctrl->queues[0]);
-	nvme_cancel_admin_tagset(&ctrl->ctrl);
-out_remove_admin_tag_set:
-	if (new)
-		nvme_remove_admin_tag_set(&ctrl->ctrl);
-out_free_queue:
-	nvme_kfi_free_queue(&ctrl->queues[0]);
-	return error;
-}
-
-static int nvme_kfi_configure_io_queues(struct nvme_kfi_ctrl *ctrl, bool new)
-{
-	unsigned int nr_io_queues;
-	int ret, nr_queues;
-
-	nr_io_queues = nvmf_nr_io_queues(ctrl->ctrl.opts);
-	ret = nvme_set_queue_count(&ctrl->ctrl, &nr_io_queues);
-	if (ret)
-		return ret;
-
-	if (nr_io_queues == 0) {
-		dev_err(ctrl->ctrl.device, "unable to set any I/O queues\n");
-		return -ENOMEM;
-	}
-
-	ctrl->ctrl.queue_count = nr_io_queues + 1;
-	dev_info(ctrl->ctrl.device, "creating %d I/O queues.\n", nr_io_queues);
-	nvmf_set_io_queues(ctrl->ctrl.opts, nr_io_queues, ctrl->io_queues);
-
-	if (new) {
-		ret = nvme_kfi_alloc_tag_set(&ctrl->ctrl);
-		if (ret)
-			goto out_free_io_queues;
-	}
-
-	/*
-	 * Only start the queues the tag set has; on a reconnect the queue
-	 * count may have changed.
-	 */
-	nr_queues = min(ctrl->tag_set.nr_hw_queues + 1, ctrl->ctrl.queue_count);
-	ret = nvme_kfi_setup_io_queues(ctrl, 1, nr_queues, ctrl->ctrl.sqsize + 1);
-	if (ret)
-		goto out_cleanup_tagset;
-
-	if (!new) {
-		nvme_start_freeze(&ctrl->ctrl);
-		nvme_unquiesce_io_queues(&ctrl->ctrl);
-		if (!nvme_wait_freeze_timeout(&ctrl->ctrl)) {
-			/* Stuck: fail the reconnect rather than hang in it. */
-			ret = -ENODEV;
-			nvme_unfreeze(&ctrl->ctrl);
-			goto out_wait_freeze_timed_out;
-		}
-		blk_mq_update_nr_hw_queues(ctrl->ctrl.tagset,
-					   ctrl->ctrl.queue_count - 1);
-		nvme_unfreeze(&ctrl->ctrl);
-	}
-
-	/* More queues than before (a reconnect): set the new ones up. */
-	if (ctrl->tag_set.nr_hw_queues + 1 > nr_queues) {
-		ret = nvme_kfi_setup_io_queues(ctrl, nr_queues,
-					       ctrl->tag_set.nr_hw_queues + 1,
-					       ctrl->ctrl.sqsize + 1);
-		if (ret)
-			goto out_wait_freeze_timed_out;
-	}
-
-	return 0;
-
-out_wait_freeze_timed_out:
-	nvme_quiesce_io_queues(&ctrl->ctrl);
-	nvme_sync_io_queues(&ctrl->ctrl);
-	nvme_kfi_stop_io_queues(ctrl);
-out_cleanup_tagset:
-	nvme_cancel_tagset(&ctrl->ctrl);
-	if (new)
-		nvme_remove_io_tag_set(&ctrl->ctrl);
-out_free_io_queues:
-	nvme_kfi_free_io_queues(ctrl);
-	return ret;
-}
-
-static void nvme_kfi_teardown_admin_queue(struct nvme_kfi_ctrl *ctrl,
-					  bool remove)
-{
-	nvme_quiesce_admin_queue(&ctrl->ctrl);
-	blk_sync_queue(ctrl->ctrl.admin_q);
-	nvme_kfi_stop_queue(&ctrl->queues[0]);
-	nvme_cancel_admin_tagset(&ctrl->ctrl);
-	if (remove) {
-		nvme_unquiesce_admin_queue(&ctrl->ctrl);
-		nvme_remove_admin_tag_set(&ctrl->ctrl);
-	}
-	nvme_kfi_destroy_admin_queue(ctrl);
-}
-
-static void nvme_kfi_teardown_io_queues(struct nvme_kfi_ctrl *ctrl,
-					bool remove)
-{
-	if (ctrl->ctrl.queue_count > 1) {
-		nvme_quiesce_io_queues(&ctrl->ctrl);
-		nvme_sync_io_queues(&ctrl->ctrl);
-		nvme_kfi_stop_io_queues(ctrl);
-		nvme_cancel_tagset(&ctrl->ctrl);
-		if (remove) {
-			nvme_unquiesce_io_queues(&ctrl->ctrl);
-			nvme_remove_io_tag_set(&ctrl->ctrl);
-		}
-		nvme_kfi_free_io_queues(ctrl);
-	}
-}
-
-static void nvme_kfi_stop_ctrl(struct nvme_ctrl *nctrl)
-{
-	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(nctrl);
-
-	flush_work(&ctrl->err_work);
-	cancel_delayed_work_sync(&ctrl->reconnect_work);
 }
 
 static void nvme_kfi_free_ctrl(struct nvme_ctrl *nctrl)
@@ -859,165 +646,23 @@ free_ctrl:
 	kfree(ctrl);
 }
 
-static void nvme_kfi_reconnect_or_remove(struct nvme_kfi_ctrl *ctrl, int status)
+static int nvme_kfi_check_ctrl(struct nvmf_ctrl *fctrl)
 {
-	enum nvme_ctrl_state state = nvme_ctrl_state(&ctrl->ctrl);
-
-	/* If we are resetting or deleting, there is nothing to do. */
-	if (state != NVME_CTRL_CONNECTING) {
-		WARN_ON_ONCE(state == NVME_CTRL_NEW || state == NVME_CTRL_LIVE);
-		return;
-	}
-
-	if (nvmf_should_reconnect(&ctrl->ctrl, status)) {
-		dev_info(ctrl->ctrl.device, "Reconnecting in %d seconds...\n",
-			 ctrl->ctrl.opts->reconnect_delay);
-		queue_delayed_work(nvme_wq, &ctrl->reconnect_work,
-				   ctrl->ctrl.opts->reconnect_delay * HZ);
-	} else {
-		nvme_delete_ctrl(&ctrl->ctrl);
-	}
-}
-
-static int nvme_kfi_setup_ctrl(struct nvme_kfi_ctrl *ctrl, bool new)
-{
-	bool changed;
-	int ret;
-
-	ret = nvme_kfi_configure_admin_queue(ctrl, new);
-	if (ret)
-		return ret;
-
-	if (ctrl->ctrl.icdoff) {
-		ret = -EOPNOTSUPP;
-		dev_err(ctrl->ctrl.device, "icdoff is not supported!\n");
-		goto destroy_admin;
-	}
-
-	if (!(ctrl->ctrl.sgls & NVME_CTRL_SGLS_KSDBDS)) {
-		ret = -EOPNOTSUPP;
-		dev_err(ctrl->ctrl.device,
+	if (!(fctrl->ctrl.sgls & NVME_CTRL_SGLS_KSDBDS)) {
+		dev_err(fctrl->ctrl.device,
 			"Mandatory keyed sgls are not supported!\n");
-		goto destroy_admin;
+		return -EOPNOTSUPP;
 	}
 
-	if (ctrl->ctrl.opts->queue_size > ctrl->ctrl.sqsize + 1) {
-		dev_warn(ctrl->ctrl.device,
-			 "queue_size %zu > ctrl sqsize %u, clamping down\n",
-			 ctrl->ctrl.opts->queue_size, ctrl->ctrl.sqsize + 1);
-	}
+	if (fctrl->ctrl.sgls & NVME_CTRL_SGLS_SAOS)
+		to_kfi_ctrl(&fctrl->ctrl)->use_inline_data = true;
 
-	if (ctrl->ctrl.sqsize + 1 > NVME_RDMA_MAX_QUEUE_SIZE) {
-		dev_warn(ctrl->ctrl.device,
-			 "ctrl sqsize %u > max queue size %u, clamping down\n",
-			 ctrl->ctrl.sqsize + 1, NVME_RDMA_MAX_QUEUE_SIZE);
-		ctrl->ctrl.sqsize = NVME_RDMA_MAX_QUEUE_SIZE - 1;
-	}
-
-	if (ctrl->ctrl.sqsize + 1 > ctrl->ctrl.maxcmd) {
-		dev_warn(ctrl->ctrl.device,
-			 "sqsize %u > ctrl maxcmd %u, clamping down\n",
-			 ctrl->ctrl.sqsize + 1, ctrl->ctrl.maxcmd);
-		ctrl->ctrl.sqsize = ctrl->ctrl.maxcmd - 1;
-	}
-
-	if (ctrl->ctrl.sgls & NVME_CTRL_SGLS_SAOS)
-		ctrl->use_inline_data = true;
-
-	if (ctrl->ctrl.queue_count > 1) {
-		ret = nvme_kfi_configure_io_queues(ctrl, new);
-		if (ret)
-			goto destroy_admin;
-	}
-
-	changed = nvme_change_ctrl_state(&ctrl->ctrl, NVME_CTRL_LIVE);
-	if (!changed) {
-		/*
-		 * A state change failure is fine if deletion started, unless
-		 * we are creating the controller: that would race teardown.
-		 */
-		enum nvme_ctrl_state state = nvme_ctrl_state(&ctrl->ctrl);
-
-		WARN_ON_ONCE(state != NVME_CTRL_DELETING &&
-			     state != NVME_CTRL_DELETING_NOIO);
-		WARN_ON_ONCE(new);
-		ret = -EINVAL;
-		goto destroy_io;
-	}
-
-	nvme_start_ctrl(&ctrl->ctrl);
 	return 0;
-
-destroy_io:
-	if (ctrl->ctrl.queue_count > 1) {
-		nvme_quiesce_io_queues(&ctrl->ctrl);
-		nvme_sync_io_queues(&ctrl->ctrl);
-		nvme_kfi_stop_io_queues(ctrl);
-		nvme_cancel_tagset(&ctrl->ctrl);
-		if (new)
-			nvme_remove_io_tag_set(&ctrl->ctrl);
-		nvme_kfi_free_io_queues(ctrl);
-	}
-destroy_admin:
-	nvme_stop_keep_alive(&ctrl->ctrl);
-	nvme_kfi_teardown_admin_queue(ctrl, new);
-	return ret;
 }
 
-static void nvme_kfi_reconnect_ctrl_work(struct work_struct *work)
+static u16 nvme_kfi_max_queue_size(struct nvmf_ctrl *fctrl)
 {
-	struct nvme_kfi_ctrl *ctrl = container_of(to_delayed_work(work),
-						  struct nvme_kfi_ctrl, reconnect_work);
-	int ret;
-
-	++ctrl->ctrl.nr_reconnects;
-
-	ret = nvme_kfi_setup_ctrl(ctrl, false);
-	if (ret) {
-		dev_info(ctrl->ctrl.device, "Failed reconnect attempt %d/%d\n",
-			 ctrl->ctrl.nr_reconnects, ctrl->ctrl.opts->max_reconnects);
-		nvme_kfi_reconnect_or_remove(ctrl, ret);
-		return;
-	}
-
-	dev_info(ctrl->ctrl.device, "Successfully reconnected (%d attempts)\n",
-		 ctrl->ctrl.nr_reconnects);
-	atomic_long_add(ctrl->ctrl.nr_reconnects, &ctrl->ctrl.acc_reconnects);
-	ctrl->ctrl.nr_reconnects = 0;
-}
-
-static void nvme_kfi_error_recovery_work(struct work_struct *work)
-{
-	struct nvme_kfi_ctrl *ctrl = container_of(work,
-						  struct nvme_kfi_ctrl, err_work);
-
-	nvme_stop_keep_alive(&ctrl->ctrl);
-	flush_work(&ctrl->ctrl.async_event_work);
-	nvme_kfi_teardown_io_queues(ctrl, false);
-	nvme_unquiesce_io_queues(&ctrl->ctrl);
-	nvme_kfi_teardown_admin_queue(ctrl, false);
-	nvme_unquiesce_admin_queue(&ctrl->ctrl);
-	nvme_auth_stop(&ctrl->ctrl);
-
-	if (!nvme_change_ctrl_state(&ctrl->ctrl, NVME_CTRL_CONNECTING)) {
-		/* A state change failure is fine if deletion started. */
-		enum nvme_ctrl_state state = nvme_ctrl_state(&ctrl->ctrl);
-
-		WARN_ON_ONCE(state != NVME_CTRL_DELETING &&
-			     state != NVME_CTRL_DELETING_NOIO);
-		return;
-	}
-
-	nvme_kfi_reconnect_or_remove(ctrl, 0);
-}
-
-static void nvme_kfi_error_recovery(struct nvme_kfi_ctrl *ctrl)
-{
-	if (!nvme_change_ctrl_state(&ctrl->ctrl, NVME_CTRL_RESETTING))
-		return;
-
-	dev_warn(ctrl->ctrl.device, "starting error recovery\n");
-	queue_work(nvme_reset_wq, &ctrl->err_work);
+	return NVME_RDMA_MAX_QUEUE_SIZE;
 }
 
 static void nvme_kfi_end_request(struct nvme_kfi_request *req)
@@ -1037,10 +682,10 @@ static void nvme_kfi_wc_error(struct nvme_kfi_queue *queue,
 
 	/* A flush is the consequence of an error reported already. */
 	if (wc->status != -ECANCELED &&
-	    nvme_ctrl_state(&ctrl->ctrl) == NVME_CTRL_LIVE)
-		dev_info(ctrl->ctrl.device, "%s failed with status %d\n",
+	    nvme_ctrl_state(&ctrl->fctrl.ctrl) == NVME_CTRL_LIVE)
+		dev_info(ctrl->fctrl.ctrl.device, "%s failed with status %d\n",
 			 op, wc->status);
-	nvme_kfi_error_recovery(ctrl);
+	nvmf_ctrl_error_recovery(&ctrl->fctrl);
 }
 
 static void nvme_kfi_inv_done(struct kfi_cq *cq, struct kfi_wc *wc)
@@ -1083,7 +728,7 @@ static void nvme_kfi_map_sg_inline(struct nvme_kfi_queue *queue,
 {
 	struct nvme_sgl_desc *sg = &c->common.dptr.sgl;
 
-	sg->addr = cpu_to_le64(queue->ctrl->ctrl.icdoff);
+	sg->addr = cpu_to_le64(queue->ctrl->fctrl.ctrl.icdoff);
 	sg->length = cpu_to_le32(blk_rq_payload_bytes(blk_mq_rq_from_pdu(req)));
 	sg->type = (NVME_SGL_FMT_DATA_DESC << 4) | NVME_SGL_FMT_OFFSET;
 	req->inline_data = true;
@@ -1206,7 +851,7 @@ static int nvme_kfi_post_cmd(struct nvme_kfi_queue *queue,
 	}
 	ret = kfi_send(queue->ep, &msg, 0);
 	if (unlikely(ret))
-		dev_err(queue->ctrl->ctrl.device,
+		dev_err(queue->ctrl->fctrl.ctrl.device,
 			"%s failed with error code %d\n", __func__, ret);
 	return ret;
 }
@@ -1216,8 +861,8 @@ static struct blk_mq_tags *nvme_kfi_tagset(struct nvme_kfi_queue *queue)
 	u32 queue_idx = nvme_kfi_queue_idx(queue);
 
 	if (queue_idx == 0)
-		return queue->ctrl->admin_tag_set.tags[queue_idx];
-	return queue->ctrl->tag_set.tags[queue_idx - 1];
+		return queue->ctrl->fctrl.admin_tag_set.tags[queue_idx];
+	return queue->ctrl->fctrl.tag_set.tags[queue_idx - 1];
 }
 
 static void nvme_kfi_async_done(struct kfi_cq *cq, struct kfi_wc *wc)
@@ -1247,7 +892,7 @@ static void nvme_kfi_submit_async_event(struct nvme_ctrl *arg)
 	kfi_iov_kvec(&iov, &ctrl->aen_kvec, 1);
 	ret = kfi_send(queue->ep, &msg, 0);
 	if (ret)
-		dev_warn(ctrl->ctrl.device, "AER submission failed (%d)\n", ret);
+		dev_warn(ctrl->fctrl.ctrl.device, "AER submission failed (%d)\n", ret);
 }
 
 static void nvme_kfi_process_nvme_rsp(struct nvme_kfi_queue *queue,
@@ -1259,10 +904,10 @@ static void nvme_kfi_process_nvme_rsp(struct nvme_kfi_queue *queue,
 
 	rq = nvme_find_rq(nvme_kfi_tagset(queue), cqe->command_id);
 	if (!rq) {
-		dev_err(queue->ctrl->ctrl.device,
+		dev_err(queue->ctrl->fctrl.ctrl.device,
 			"got bad command_id %#x on QID %d\n",
 			cqe->command_id, nvme_kfi_queue_idx(queue));
-		nvme_kfi_error_recovery(queue->ctrl);
+		nvmf_ctrl_error_recovery(&queue->ctrl->fctrl);
 		return;
 	}
 	req = blk_mq_rq_to_pdu(rq);
@@ -1273,20 +918,20 @@ static void nvme_kfi_process_nvme_rsp(struct nvme_kfi_queue *queue,
 	if (wc->flags & KFI_WC_INV) {
 		/* The target may only invalidate the key it was given. */
 		if (unlikely(!req->mr || wc->inv_key != req->mr->key)) {
-			dev_err(queue->ctrl->ctrl.device,
+			dev_err(queue->ctrl->fctrl.ctrl.device,
 				"Bogus remote invalidation for key %#llx\n",
 				req->mr ? req->mr->key : 0);
-			nvme_kfi_error_recovery(queue->ctrl);
+			nvmf_ctrl_error_recovery(&queue->ctrl->fctrl);
 			return;
 		}
 	} else if (req->mr) {
 		/* Until the key is dead the target could touch the buffer. */
 		ret = kfi_mr_invalidate(queue->ep, req->mr, &req->inv_cqe, 0);
 		if (unlikely(ret)) {
-			dev_err(queue->ctrl->ctrl.device,
+			dev_err(queue->ctrl->fctrl.ctrl.device,
 				"Queueing invalidation of key %#llx failed (%d)\n",
 				req->mr->key, ret);
-			nvme_kfi_error_recovery(queue->ctrl);
+			nvmf_ctrl_error_recovery(&queue->ctrl->fctrl);
 		}
 		/* The invalidation's completion ends the request. */
 		return;
@@ -1307,9 +952,9 @@ static void nvme_kfi_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 	}
 
 	if (unlikely(wc->byte_len < sizeof(*cqe))) {
-		dev_err(queue->ctrl->ctrl.device,
+		dev_err(queue->ctrl->fctrl.ctrl.device,
 			"Unexpected nvme completion length(%d)\n", wc->byte_len);
-		nvme_kfi_error_recovery(queue->ctrl);
+		nvmf_ctrl_error_recovery(&queue->ctrl->fctrl);
 		return;
 	}
 
@@ -1319,13 +964,13 @@ static void nvme_kfi_recv_done(struct kfi_cq *cq, struct kfi_wc *wc)
 	 */
 	if (unlikely(nvme_is_aen_req(nvme_kfi_queue_idx(queue),
 				     cqe->command_id)))
-		nvme_complete_async_event(&queue->ctrl->ctrl, cqe->status,
+		nvme_complete_async_event(&queue->ctrl->fctrl.ctrl, cqe->status,
 					  &cqe->result);
 	else
 		nvme_kfi_process_nvme_rsp(queue, cqe, wc);
 
 	if (unlikely(nvme_kfi_post_recv(rsp)))
-		nvme_kfi_error_recovery(queue->ctrl);
+		nvmf_ctrl_error_recovery(&queue->ctrl->fctrl);
 }
 
 static void nvme_kfi_conn_rejected(struct nvme_kfi_queue *queue,
@@ -1336,11 +981,11 @@ static void nvme_kfi_conn_rejected(struct nvme_kfi_queue *queue,
 	if (rej && ev->private_data_len >= sizeof(*rej)) {
 		u16 sts = le16_to_cpu(rej->sts);
 
-		dev_err(queue->ctrl->ctrl.device,
+		dev_err(queue->ctrl->fctrl.ctrl.device,
 			"Connect rejected: nvme status %d (%s).\n",
 			sts, nvme_rdma_cm_msg(sts));
 	} else {
-		dev_err(queue->ctrl->ctrl.device,
+		dev_err(queue->ctrl->fctrl.ctrl.device,
 			"Connect rejected: status %d.\n", ev->status);
 	}
 }
@@ -1354,7 +999,7 @@ static void nvme_kfi_cm_handler(void *context, const struct kfi_cm_event *ev)
 {
 	struct nvme_kfi_queue *queue = context;
 
-	dev_dbg(queue->ctrl->ctrl.device, "kfi cm event %d status %d QID %d\n",
+	dev_dbg(queue->ctrl->fctrl.ctrl.device, "kfi cm event %d status %d QID %d\n",
 		ev->type, ev->status, nvme_kfi_queue_idx(queue));
 
 	switch (ev->type) {
@@ -1373,50 +1018,24 @@ static void nvme_kfi_cm_handler(void *context, const struct kfi_cm_event *ev)
 		return;
 	default:
 		/* DISCONNECTED, ADDR_CHANGE or DOMAIN_REMOVAL */
-		dev_dbg(queue->ctrl->ctrl.device,
+		dev_dbg(queue->ctrl->fctrl.ctrl.device,
 			"disconnect received - connection closed\n");
 		if (!completion_done(&queue->cm_done)) {
 			queue->cm_error = -ECONNRESET;
 			complete(&queue->cm_done);
 		}
-		nvme_kfi_error_recovery(queue->ctrl);
+		nvmf_ctrl_error_recovery(&queue->ctrl->fctrl);
 		return;
 	}
-}
-
-static void nvme_kfi_complete_timed_out(struct request *rq)
-{
-	struct nvme_kfi_request *req = blk_mq_rq_to_pdu(rq);
-
-	nvme_kfi_stop_queue(req->queue);
-	nvmf_complete_timed_out_request(rq);
 }
 
 static enum blk_eh_timer_return nvme_kfi_timeout(struct request *rq)
 {
 	struct nvme_kfi_request *req = blk_mq_rq_to_pdu(rq);
 	struct nvme_kfi_queue *queue = req->queue;
-	struct nvme_kfi_ctrl *ctrl = queue->ctrl;
-	struct nvme_command *cmd = req->req.cmd;
-	int qid = nvme_kfi_queue_idx(queue);
 
-	dev_warn(ctrl->ctrl.device,
-		 "I/O tag %d (%04x) opcode %#x (%s) QID %d timeout\n",
-		 rq->tag, nvme_cid(rq), cmd->common.opcode,
-		 nvme_fabrics_opcode_str(qid, cmd), qid);
-
-	if (nvme_ctrl_state(&ctrl->ctrl) != NVME_CTRL_LIVE) {
-		/*
-		 * Resetting, connecting or deleting: complete at once, as this
-		 * request may block the teardown or setup sequence. Requests
-		 * of a live controller are cancelled by error recovery.
-		 */
-		nvme_kfi_complete_timed_out(rq);
-		return BLK_EH_DONE;
-	}
-
-	nvme_kfi_error_recovery(ctrl);
-	return BLK_EH_RESET_TIMER;
+	return nvmf_ctrl_timeout(&queue->ctrl->fctrl, rq,
+				 nvme_kfi_queue_idx(queue));
 }
 
 static blk_status_t nvme_kfi_queue_rq(struct blk_mq_hw_ctx *hctx,
@@ -1433,8 +1052,8 @@ static blk_status_t nvme_kfi_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	WARN_ON_ONCE(rq->tag < 0);
 
-	if (!nvme_check_ready(&queue->ctrl->ctrl, rq, queue_ready))
-		return nvme_fail_nonready_command(&queue->ctrl->ctrl, rq);
+	if (!nvme_check_ready(&queue->ctrl->fctrl.ctrl, rq, queue_ready))
+		return nvme_fail_nonready_command(&queue->ctrl->fctrl.ctrl, rq);
 
 	ret = nvme_setup_cmd(ns, rq);
 	if (ret)
@@ -1444,7 +1063,7 @@ static blk_status_t nvme_kfi_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	err = nvme_kfi_map_data(queue, rq, c);
 	if (unlikely(err < 0)) {
-		dev_err(queue->ctrl->ctrl.device,
+		dev_err(queue->ctrl->fctrl.ctrl.device,
 			"Failed to map data (%d)\n", err);
 		goto err;
 	}
@@ -1454,7 +1073,7 @@ static blk_status_t nvme_kfi_queue_rq(struct blk_mq_hw_ctx *hctx,
 		/* Nobody got the key: end the mapping before a retry. */
 		if (req->mr &&
 		    kfi_mr_invalidate(queue->ep, req->mr, &req->abort_inv_cqe, 0))
-			nvme_kfi_error_recovery(queue->ctrl);
+			nvmf_ctrl_error_recovery(&queue->ctrl->fctrl);
 		nvme_kfi_unmap_data(req);
 		goto err;
 	}
@@ -1490,7 +1109,7 @@ static void nvme_kfi_map_queues(struct blk_mq_tag_set *set)
 {
 	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(set->driver_data);
 
-	nvmf_map_queues(set, &ctrl->ctrl, ctrl->io_queues);
+	nvmf_map_queues(set, &ctrl->fctrl.ctrl, ctrl->fctrl.io_queues);
 }
 
 static const struct blk_mq_ops nvme_kfi_mq_ops = {
@@ -1513,40 +1132,21 @@ static const struct blk_mq_ops nvme_kfi_admin_mq_ops = {
 	.timeout	= nvme_kfi_timeout,
 };
 
-static void nvme_kfi_shutdown_ctrl(struct nvme_kfi_ctrl *ctrl, bool shutdown)
-{
-	nvme_kfi_teardown_io_queues(ctrl, shutdown);
-	nvme_quiesce_admin_queue(&ctrl->ctrl);
-	nvme_disable_ctrl(&ctrl->ctrl, shutdown);
-	nvme_kfi_teardown_admin_queue(ctrl, shutdown);
-}
-
-static void nvme_kfi_delete_ctrl(struct nvme_ctrl *ctrl)
-{
-	nvme_kfi_shutdown_ctrl(to_kfi_ctrl(ctrl), true);
-}
-
-static void nvme_kfi_reset_ctrl_work(struct work_struct *work)
-{
-	struct nvme_kfi_ctrl *ctrl =
-		container_of(work, struct nvme_kfi_ctrl, ctrl.reset_work);
-	int ret;
-
-	nvme_stop_ctrl(&ctrl->ctrl);
-	nvme_kfi_shutdown_ctrl(ctrl, false);
-
-	if (!nvme_change_ctrl_state(&ctrl->ctrl, NVME_CTRL_CONNECTING)) {
-		/* state change failure should never happen */
-		WARN_ON_ONCE(1);
-		return;
-	}
-
-	ret = nvme_kfi_setup_ctrl(ctrl, false);
-	if (ret) {
-		++ctrl->ctrl.nr_reconnects;
-		nvme_kfi_reconnect_or_remove(ctrl, ret);
-	}
-}
+static const struct nvmf_ctrl_ops nvme_kfi_fctrl_ops = {
+	.alloc_admin_queue	= nvme_kfi_alloc_admin_queue,
+	.free_admin_queue	= nvme_kfi_free_admin_queue,
+	.alloc_queue		= nvme_kfi_alloc_queue,
+	.free_queue		= nvme_kfi_free_queue,
+	.start_queue		= nvme_kfi_start_queue,
+	.stop_queue		= nvme_kfi_stop_queue,
+	.stop_io_queues		= nvme_kfi_stop_io_queues,
+	.check_ctrl		= nvme_kfi_check_ctrl,
+	.max_queue_size		= nvme_kfi_max_queue_size,
+	.admin_mq_ops		= &nvme_kfi_admin_mq_ops,
+	.mq_ops			= &nvme_kfi_mq_ops,
+	.cmd_size		= sizeof(struct nvme_kfi_request) +
+				  NVME_KFI_DATA_SGL_SIZE,
+};
 
 static const struct nvme_ctrl_ops nvme_kfi_ctrl_ops = {
 	.name			= "kfi",
@@ -1558,9 +1158,9 @@ static const struct nvme_ctrl_ops nvme_kfi_ctrl_ops = {
 	.subsystem_reset	= nvmf_subsystem_reset,
 	.free_ctrl		= nvme_kfi_free_ctrl,
 	.submit_async_event	= nvme_kfi_submit_async_event,
-	.delete_ctrl		= nvme_kfi_delete_ctrl,
+	.delete_ctrl		= nvmf_ctrl_delete,
 	.get_address		= nvmf_get_address,
-	.stop_ctrl		= nvme_kfi_stop_ctrl,
+	.stop_ctrl		= nvmf_ctrl_stop,
 	.get_virt_boundary	= nvme_get_virt_boundary,
 };
 
@@ -1576,7 +1176,7 @@ static bool nvme_kfi_existing_controller(struct nvmf_ctrl_options *opts)
 
 	mutex_lock(&nvme_kfi_ctrl_mutex);
 	list_for_each_entry(ctrl, &nvme_kfi_ctrl_list, list) {
-		found = nvmf_ip_options_match(&ctrl->ctrl, opts);
+		found = nvmf_ip_options_match(&ctrl->fctrl.ctrl, opts);
 		if (found)
 			break;
 	}
@@ -1594,7 +1194,7 @@ static struct nvme_kfi_ctrl *nvme_kfi_alloc_ctrl(struct device *dev,
 	ctrl = kzalloc_obj(*ctrl);
 	if (!ctrl)
 		return ERR_PTR(-ENOMEM);
-	ctrl->ctrl.opts = opts;
+	ctrl->fctrl.ctrl.opts = opts;
 	INIT_LIST_HEAD(&ctrl->list);
 
 	if (!(opts->mask & NVMF_OPT_TRSVCID)) {
@@ -1638,20 +1238,13 @@ static struct nvme_kfi_ctrl *nvme_kfi_alloc_ctrl(struct device *dev,
 	ctrl->aen_kvec.iov_len = sizeof(*ctrl->aen_cmd);
 	ctrl->aen_cqe.done = nvme_kfi_async_done;
 
-	INIT_DELAYED_WORK(&ctrl->reconnect_work, nvme_kfi_reconnect_ctrl_work);
-	INIT_WORK(&ctrl->err_work, nvme_kfi_error_recovery_work);
-	INIT_WORK(&ctrl->ctrl.reset_work, nvme_kfi_reset_ctrl_work);
+	nvmf_ctrl_init(&ctrl->fctrl, &nvme_kfi_fctrl_ops);
 
-	ctrl->ctrl.queue_count = opts->nr_io_queues + opts->nr_write_queues +
-				 opts->nr_poll_queues + 1;
-	ctrl->ctrl.sqsize = opts->queue_size - 1;
-	ctrl->ctrl.kato = opts->kato;
-
-	ctrl->queues = kzalloc_objs(*ctrl->queues, ctrl->ctrl.queue_count);
+	ctrl->queues = kzalloc_objs(*ctrl->queues, ctrl->fctrl.ctrl.queue_count);
 	if (!ctrl->queues)
 		goto out_free_aen;
 
-	ret = nvme_init_ctrl(&ctrl->ctrl, dev, &nvme_kfi_ctrl_ops, 0);
+	ret = nvme_init_ctrl(&ctrl->fctrl.ctrl, dev, &nvme_kfi_ctrl_ops, 0);
 	if (ret)
 		goto out_kfree_queues;
 
@@ -1670,41 +1263,25 @@ static struct nvme_ctrl *nvme_kfi_create_ctrl(struct device *dev,
 					      struct nvmf_ctrl_options *opts)
 {
 	struct nvme_kfi_ctrl *ctrl;
-	bool changed;
 	int ret;
 
 	ctrl = nvme_kfi_alloc_ctrl(dev, opts);
 	if (IS_ERR(ctrl))
 		return ERR_CAST(ctrl);
 
-	ret = nvme_add_ctrl(&ctrl->ctrl);
+	ret = nvmf_ctrl_create(&ctrl->fctrl);
 	if (ret)
-		goto out_put_ctrl;
+		return ERR_PTR(ret);
 
-	changed = nvme_change_ctrl_state(&ctrl->ctrl, NVME_CTRL_CONNECTING);
-	WARN_ON_ONCE(!changed);
-
-	ret = nvme_kfi_setup_ctrl(ctrl, true);
-	if (ret)
-		goto out_uninit_ctrl;
-
-	dev_info(ctrl->ctrl.device, "new ctrl: NQN \"%s\", addr %s:%s, hostnqn: %s\n",
-		 nvmf_ctrl_subsysnqn(&ctrl->ctrl), opts->traddr, opts->trsvcid,
+	dev_info(ctrl->fctrl.ctrl.device, "new ctrl: NQN \"%s\", addr %s:%s, hostnqn: %s\n",
+		 nvmf_ctrl_subsysnqn(&ctrl->fctrl.ctrl), opts->traddr, opts->trsvcid,
 		 opts->host->nqn);
 
 	mutex_lock(&nvme_kfi_ctrl_mutex);
 	list_add_tail(&ctrl->list, &nvme_kfi_ctrl_list);
 	mutex_unlock(&nvme_kfi_ctrl_mutex);
 
-	return &ctrl->ctrl;
-
-out_uninit_ctrl:
-	nvme_uninit_ctrl(&ctrl->ctrl);
-out_put_ctrl:
-	nvme_put_ctrl(&ctrl->ctrl);
-	if (ret > 0)
-		ret = -EIO;
-	return ERR_PTR(ret);
+	return &ctrl->fctrl.ctrl;
 }
 
 static struct nvmf_transport_ops nvme_kfi_transport = {
@@ -1722,7 +1299,7 @@ static bool nvme_kfi_ctrl_uses(struct nvme_kfi_ctrl *ctrl,
 {
 	int i;
 
-	for (i = 0; i < ctrl->ctrl.queue_count; i++)
+	for (i = 0; i < ctrl->fctrl.ctrl.queue_count; i++)
 		if (READ_ONCE(ctrl->queues[i].domain) == domain)
 			return true;
 	return false;
@@ -1750,18 +1327,18 @@ static void nvme_kfi_remove_one(struct kfi_domain *domain, void *client_data)
 			continue;
 		if (!ctrls) {
 			/* No memory to wait with: deleting does not need it. */
-			nvme_delete_ctrl(&ctrl->ctrl);
+			nvme_delete_ctrl(&ctrl->fctrl.ctrl);
 			continue;
 		}
-		nvme_get_ctrl(&ctrl->ctrl);
+		nvme_get_ctrl(&ctrl->fctrl.ctrl);
 		ctrls[n++] = ctrl;
-		nvme_kfi_error_recovery(ctrl);
+		nvmf_ctrl_error_recovery(&ctrl->fctrl);
 	}
 	mutex_unlock(&nvme_kfi_ctrl_mutex);
 
 	for (i = 0; i < n; i++) {
-		flush_work(&ctrls[i]->err_work);
-		nvme_put_ctrl(&ctrls[i]->ctrl);
+		flush_work(&ctrls[i]->fctrl.err_work);
+		nvme_put_ctrl(&ctrls[i]->fctrl.ctrl);
 	}
 	kfree(ctrls);
 	flush_workqueue(nvme_delete_wq);
@@ -1799,7 +1376,7 @@ static void __exit nvme_kfi_cleanup_module(void)
 
 	mutex_lock(&nvme_kfi_ctrl_mutex);
 	list_for_each_entry(ctrl, &nvme_kfi_ctrl_list, list)
-		nvme_delete_ctrl(&ctrl->ctrl);
+		nvme_delete_ctrl(&ctrl->fctrl.ctrl);
 	mutex_unlock(&nvme_kfi_ctrl_mutex);
 	flush_workqueue(nvme_delete_wq);
 
