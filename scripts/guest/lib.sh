@@ -86,6 +86,8 @@ kf_nvmet_port() {
 	echo "$3" >"$p/addr_adrfam"
 	echo "$4" >"$p/addr_traddr"
 	echo "$5" >"$p/addr_trsvcid"
+	[ -z "${KF_NVMET_QUEUE_SIZE:-}" ] ||
+		echo "$KF_NVMET_QUEUE_SIZE" >"$p/param_max_queue_size"
 	ln -s "$KF_CFS/subsystems/$6" "$p/subsystems/$6"
 }
 

@@ -105,6 +105,7 @@ struct nvme_kfi_queue {
 	struct kfi_ep		*ep;
 	struct nvme_kfi_rsp	*rsp_ring;
 	struct kfi_mr		**mrs;		/* one per tag */
+	int			nr_mrs;
 	int			queue_size;
 	size_t			cmnd_capsule_len;
 	unsigned long		flags;
@@ -315,7 +316,7 @@ static void nvme_kfi_revoke_mrs(struct nvme_kfi_queue *queue)
 {
 	int i;
 
-	for (i = 0; queue->mrs && i < queue->queue_size; i++) {
+	for (i = 0; queue->mrs && i < queue->nr_mrs; i++) {
 		kfi_mr_free(queue->mrs[i]);
 		queue->mrs[i] = NULL;
 	}
@@ -330,6 +331,23 @@ static void nvme_kfi_free_mrs(struct nvme_kfi_queue *queue)
 	queue->mrs = NULL;
 }
 
+/*
+ * Regions are indexed by tag, and an I/O queue's tags come from the tag
+ * set, whose depth is fixed when the controller is created: a reconnect
+ * that gets a smaller queue (the target lowered its MQES) keeps the deeper
+ * tag set. So every tag has a region, and what is in flight is throttled
+ * by the endpoint's queues, whose full send queue makes a request wait
+ * (BLK_STS_RESOURCE), as nvme-rdma's full QP does.
+ */
+static int nvme_kfi_nr_tags(struct nvme_kfi_queue *queue)
+{
+	struct blk_mq_tag_set *set = &queue->ctrl->fctrl.tag_set;
+
+	if (nvme_kfi_queue_idx(queue) && set->tags)
+		return max_t(int, queue->queue_size, set->queue_depth);
+	return queue->queue_size;
+}
+
 static int nvme_kfi_alloc_mrs(struct nvme_kfi_queue *queue)
 {
 	/*
@@ -339,10 +357,11 @@ static int nvme_kfi_alloc_mrs(struct nvme_kfi_queue *queue)
 	u32 segs = nvme_kfi_max_fr_pages(queue->domain) + 1;
 	int i;
 
-	queue->mrs = kzalloc_objs(*queue->mrs, queue->queue_size);
+	queue->nr_mrs = nvme_kfi_nr_tags(queue);
+	queue->mrs = kzalloc_objs(*queue->mrs, queue->nr_mrs);
 	if (!queue->mrs)
 		return -ENOMEM;
-	for (i = 0; i < queue->queue_size; i++) {
+	for (i = 0; i < queue->nr_mrs; i++) {
 		queue->mrs[i] = kfi_mr_alloc(queue->domain, segs);
 		if (IS_ERR(queue->mrs[i])) {
 			int ret = PTR_ERR(queue->mrs[i]);
@@ -751,7 +770,7 @@ static int nvme_kfi_map_sg_mr(struct nvme_kfi_queue *queue,
 	u32 access;
 	int ret;
 
-	if (WARN_ON_ONCE(rq->tag < 0 || rq->tag >= queue->queue_size ||
+	if (WARN_ON_ONCE(rq->tag < 0 || rq->tag >= queue->nr_mrs ||
 			 !queue->mrs[rq->tag]))
 		return -EIO;
 	mr = queue->mrs[rq->tag];

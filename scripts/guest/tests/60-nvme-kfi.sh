@@ -23,8 +23,10 @@
 # across rxe0/rxe1 in one guest, then deletes the host's Soft-RoCE device (rxe0)
 # while a write is in flight and adds it back: the controller reconnects
 # (reconnect_delay=1), the write completes and the data reads back intact;
-# then resets the controller under fio (verify=crc32c), and finally
-# deletes and re-adds the target's device (rxe1): the port listens again.
+# then resets the controller under fio (verify=crc32c), brings the port
+# back with a smaller queue size than the controller's tag set while it
+# reconnects (fio verify at a deeper queue depth), and finally deletes
+# and re-adds the target's device (rxe1): the port listens again.
 #
 # Without "nvmet-rdma: run commands that beat ESTABLISHED from a work
 # item", the nvme-kfi -> nvmet-rdma cell gets a lockdep report whenever
@@ -240,6 +242,26 @@ resets_during_fio() {
 	echo "$n controller resets under fio, data verified" >&2
 }
 
+# queue_shrinks CTRL NS: the target's port comes back with a smaller
+# queue size (param_max_queue_size 16, from 128) while CTRL reconnects.
+# The controller's tag set keeps its 128 tags, and blk-mq hands them out
+# round the whole set, so tags above the new queue size reach the
+# transport: each must still have its region. fio verifies every byte at
+# queue depth 16, the new queue size.
+queue_shrinks() {
+	local ctrl=$1 ns=$2 sq
+	kf_nvmet_port_del $KPORT $NQN
+	kf_nvme_wait_state "$ctrl" connecting 60 ||
+		kf_fail "$ctrl did not start reconnecting when its port went"
+	KF_NVMET_QUEUE_SIZE=16 kf_nvmet_port $KPORT kfi ipv4 "$KF_PEER_IP" $KSVC $NQN
+	kf_nvme_wait_state "$ctrl" live 60 ||
+		kf_fail "$ctrl did not reconnect to the smaller port"
+	sq=$(cat /sys/class/nvme/$ctrl/sqsize)
+	[ "$sq" -eq 15 ] || kf_fail "$ctrl reconnected with sqsize $sq, not 15"
+	kf_fio_verify "$ns" queue-shrunk
+	echo "$ctrl reconnected with 16-entry queues under a 128-tag set; fio verified" >&2
+}
+
 # target_device_back: the target's Soft-RoCE device (rxe1, which its port
 # is bound to through KF_PEER_IP) goes away and comes back. The port's
 # listener dies with the device; the port must listen again on its own
@@ -279,6 +301,7 @@ test_single() {
 	target_check rxe-removal "$sum"
 	kf_fio_verify $ns1 after-rxe-removal
 	resets_during_fio "$ctrl" $ns1
+	queue_shrinks "$ctrl" $ns1
 	kf_nvme_disconnect "$ctrl"
 	target_device_back
 
