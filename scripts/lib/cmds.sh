@@ -114,8 +114,9 @@ kf_cmd_main() {
 	kf_print_results
 }
 
-# Every test: series consistency, checkpatch, bisect build with W=1,
-# sparse and kernel-doc, KUnit, and the guests under the debug config.
+# Every test: series consistency, checkpatch, the messages kf send writes,
+# bisect build with W=1, sparse and kernel-doc, KUnit, and the guests under
+# the debug config.
 kf_cmd_test() {
 	kf_results_init
 	kf_step packages kf_host_setup || exit 1
@@ -123,6 +124,7 @@ kf_cmd_test() {
 	kf_log "base: $KF_BASE_DESC"
 	kf_host_check series-check kf_cmd_check
 	kf_host_check checkpatch kf_cmd_checkpatch
+	kf_host_check b4-send kf_cmd_send_check
 	kf_host_check bisect-build kf_cmd_bisect
 	kf_host_check kunit-x86_64 kf_cmd_kunit
 	kf_host_check docs kf_cmd_docs

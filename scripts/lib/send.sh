@@ -268,3 +268,191 @@ kf_cmd_send() {
 	(cd "$KF_SEND_TREE" && b4 send) || kf_die "b4 send failed"
 	kf_log "sent; b4 tagged the revision in $KF_SEND_TREE"
 }
+
+# kf send-check: the test command's check of kf send. It runs "kf send -o"
+# into a temporary directory as a sender that is neither the machine's
+# identity nor the patches' (so that re-authoring shows), and checks the
+# messages: a cover letter and one message per patch of the series, in
+# order, threaded to the cover letter; From: and Signed-off-by: the
+# sender's and no one else's; To/Cc holding what get_maintainer.pl,
+# run here on each patch file as b4 runs it by default, names for that
+# patch (the cover letter: for all of them), which puts each subsystem's
+# patches before its list; and "git am" of the messages onto the base
+# giving the tree the series gives. checkpatch is the checkpatch step's.
+kf_cmd_send_check() {
+	local out rc=0 name="kfabric send check" email="send-check@kfabric.invalid"
+	SECONDS=0
+	kf_base_resolve
+	out=$(mktemp -d) || kf_die "cannot create a temporary directory"
+	# shellcheck disable=SC2064
+	trap "rm -rf '$out'" EXIT
+	(
+		kf_git_cfg user.name "$name"
+		kf_git_cfg user.email "$email"
+		kf_cmd_send --no-checkpatch -o "$out/msgs"
+	) || kf_die "kf send -o failed"
+	kf_log "kf send -o took ${SECONDS}s"
+	kf_send_verify "$out/msgs" "$name" "$email" "$out" || rc=1
+	kf_log "checked in ${SECONDS}s in all"
+	((rc == 0)) || kf_die "the messages kf send wrote are not what the series and MAINTAINERS say"
+	kf_log "kf send -o: $(kf_series_list | wc -l) patches and a cover letter, threaded, from $name, To/Cc as get_maintainer.pl says, git am gives the series' tree"
+}
+
+# kf_send_headers DIR: one line per message: file, Message-Id, In-Reply-To,
+# References, From address, From name, To addresses, Cc addresses (space
+# separated), Signed-off-by lines (| separated), in-body From: lines, the
+# Subject; separated by \037 (a tab would merge empty fields in read).
+kf_send_headers() {
+	python3 - "$1" <<'PYEOF'
+import email, email.policy, email.utils, glob, os, re, sys
+for f in sorted(glob.glob(os.path.join(sys.argv[1], '*.eml'))):
+    with open(f, 'rb') as fh:
+        m = email.message_from_binary_file(fh, policy=email.policy.default)
+    def addrs(h):
+        return ' '.join(a for _, a in email.utils.getaddresses([str(x) for x in m.get_all(h, [])]))
+    fname, faddr = email.utils.parseaddr(str(m['From']))
+    body = m.get_content()
+    head = body.split('\n---\n', 1)[0]
+    sobs = '|'.join(re.findall(r'^Signed-off-by: (.*)$', head, re.M))
+    inbody = '|'.join(re.findall(r'^From: (.*)$', head, re.M))
+    print('\x1f'.join([os.path.basename(f), str(m['Message-Id'] or ''), str(m['In-Reply-To'] or ''),
+                     ' '.join(str(m['References'] or '').split()), faddr, fname,
+                     addrs('To'), addrs('Cc'), sobs, inbody,
+                     ' '.join(str(m['Subject']).split())]))
+PYEOF
+}
+
+# kf_send_gm PATCH: "to ADDR" and "cc ADDR" lines, get_maintainer.pl's
+# answer for a patch file with b4's default options: the lists are Cc
+# (b4 runs it with --nom), everyone else To (--nol). One run with the
+# roles shown answers both.
+kf_send_gm() {
+	(cd "$KF_SEND_TREE" && perl scripts/get_maintainer.pl --nogit --nogit-fallback \
+		--nogit-chief-penguins "$1" 2>/dev/null) |
+		python3 -c 'import email.utils, re, sys
+for line in sys.stdin.read().splitlines():
+    addr = email.utils.parseaddr(line.split(" (")[0] if "<" not in line else line[:line.index(">") + 1])[1]
+    role = line[line.index(">") + 1:] if "<" in line else line[len(line.split(" (")[0]):]
+    print("cc" if re.match(r" \((open|moderated|subscriber) list", role) else "to", addr)'
+}
+
+# kf_send_verify DIR NAME EMAIL TMP: the checks of kf send-check.
+kf_send_verify() {
+	local dir=$1 name=$2 email=$3 tmp=$4 bad=0 i n cover
+	local -a list hdr f
+	mapfile -t list < <(kf_series_list)
+	n=${#list[@]}
+	kf_send_headers "$dir" >"$tmp/headers" || kf_die "cannot parse the messages in $dir"
+	[ "$(wc -l <"$tmp/headers")" = $((n + 1)) ] ||
+		{ kf_warn "$(wc -l <"$tmp/headers") messages for a series of $n patches"; return 1; }
+	# The cover letter: the one message that answers none, "0/N".
+	cover=$(awk -F'\037' '$3 == ""' "$tmp/headers")
+	[ "$(printf '%s\n' "$cover" | grep -c .)" = 1 ] || { kf_warn "not exactly one cover letter"; return 1; }
+	IFS=$'\037' read -r -a hdr <<<"$cover"
+	local cid=${hdr[1]} subj
+	subj=$(sed -e '/^#/d' -e '/^[[:space:]]*$/d' "$KF_COVER" | head -n 1)
+	if ! [[ ${hdr[10]} =~ ^\[PATCH(\ v[0-9]+)?\ 0+/$n\]\ (.*)$ ]] ||
+		[ "${BASH_REMATCH[2]}" != "$subj" ]; then
+		kf_warn "cover letter subject '${hdr[10]}', expected [PATCH 0/$n] $subj"
+		bad=1
+	fi
+
+	# get_maintainer.pl on each patch file of the series, in parallel.
+	mkdir -p "$tmp/gm"
+	export -f kf_send_gm
+	export KF_SEND_TREE
+	# shellcheck disable=SC2016
+	printf '%s\n' "${list[@]}" | xargs -P "$KF_JOBS" -I{} bash -c \
+		'kf_send_gm "$1/patches/$2" >"$3/gm/$2"' _ "$KF_TOP" {} "$tmp" ||
+		kf_die "get_maintainer.pl failed"
+	local placeholder
+	placeholder=$(kf_patch_author "$KF_TOP/patches/${list[0]}" | cut -f2)
+	# The lists each subsystem's patches must reach: the kfabric and
+	# kfabric NVMe entries of MAINTAINERS.fragment, and the base's NTB
+	# entry.
+	local l_rdma l_nvme l_ntb
+	l_rdma=$(awk '/^KFABRIC KERNEL FABRIC INTERFACE$/ { s = 1 } s && /^L:/ { print $2; exit }' "$KF_TOP/MAINTAINERS.fragment")
+	l_nvme=$(awk '/^NVM EXPRESS KFABRIC TRANSPORT DRIVERS$/ { s = 1 } s && /^L:/ { print $2; exit }' "$KF_TOP/MAINTAINERS.fragment")
+	l_ntb=$(git -C "$KF_SEND_TREE" show "$KF_BASE_REV:MAINTAINERS" |
+		awk '/^NTB DRIVER CORE$/ { s = 1 } s && /^L:/ { print $2; exit }')
+	if [ -z "$l_rdma" ] || [ -z "$l_nvme" ] || [ -z "$l_ntb" ]; then
+		kf_die "cannot find the RDMA, NVMe and NTB lists in MAINTAINERS"
+	fi
+
+	local -a msgs=()
+	local want_to want_cc s ps list_want a
+	for ((i = 1; i <= n; i++)); do
+		local p=${list[$((i - 1))]}
+		f=()
+		local line
+		line=$(awk -F'\037' -v re="^\\\\[PATCH( v[0-9]+)? 0*$i/$n\\\\] " '$11 ~ re' "$tmp/headers")
+		[ "$(printf '%s\n' "$line" | grep -c .)" = 1 ] || { kf_warn "no single message for patch $i/$n"; bad=1; continue; }
+		IFS=$'\037' read -r -a f <<<"$line"
+		msgs+=("$dir/${f[0]}")
+		ps=$(git mailinfo /dev/null /dev/null <"$KF_TOP/patches/$p" | sed -n 's/^Subject: //p')
+		s=${f[10]#*] }
+		[ "$s" = "$ps" ] || { kf_warn "message $i/$n is '$s', patch $i is '$ps'"; bad=1; }
+		if [ "${f[2]}" != "$cid" ] || [[ " ${f[3]} " != *" $cid "* ]]; then
+			kf_warn "message $i/$n is not threaded to the cover letter"
+			bad=1
+		fi
+		if [ "${f[4]}" != "$email" ] || [ "${f[5]}" != "$name" ]; then
+			kf_warn "message $i/$n is from ${f[5]} <${f[4]}>"
+			bad=1
+		fi
+		[ "${f[8]}" = "$name <$email>" ] ||
+			{ kf_warn "message $i/$n signed off by '${f[8]}'"; bad=1; }
+		[ -z "${f[9]}" ] || { kf_warn "message $i/$n has an in-body From: ${f[9]}"; bad=1; }
+		want_to=$(awk -v x="$placeholder" '$1 == "to" && $2 != x { print $2 }' "$tmp/gm/$p")
+		want_cc=$(awk -v x="$placeholder" '$1 == "cc" && $2 != x { print $2 }' "$tmp/gm/$p")
+		for a in $want_to; do
+			[[ " ${f[6]} " == *" $a "* ]] || { kf_warn "message $i/$n: $a not in To"; bad=1; }
+		done
+		for a in $want_cc; do
+			[[ " ${f[7]} " == *" $a "* ]] || [[ " ${f[6]} " == *" $a "* ]] ||
+				{ kf_warn "message $i/$n: $a not in Cc"; bad=1; }
+		done
+		[[ " ${f[6]} ${f[7]} " == *" $placeholder "* ]] &&
+			{ kf_warn "message $i/$n is addressed to the placeholder $placeholder"; bad=1; }
+		case $s in
+		RDMA/* | "Documentation: kfabric:"*) list_want=$l_rdma ;;
+		nvme*) list_want=$l_nvme ;;
+		NTB* | ntb*) list_want=$l_ntb ;;
+		*) list_want="" ;;
+		esac
+		if [ -n "$list_want" ] && ! grep -qx "cc $list_want" "$tmp/gm/$p"; then
+			kf_warn "get_maintainer.pl does not name $list_want for patch $i/$n ($s)"
+			bad=1
+		fi
+		[ -z "$list_want" ] || [[ " ${f[7]} " == *" $list_want "* ]] ||
+			{ kf_warn "message $i/$n ($s) does not go to $list_want"; bad=1; }
+	done
+	# The cover letter goes to every address named for any patch, and to
+	# no one else but the sender (b4 copies whoever signed off).
+	local got wantall
+	got=$(printf '%s\n' "${hdr[6]} ${hdr[7]}" | tr ' ' '\n' | sed '/^$/d' | sort -u)
+	wantall=$({ awk -v x="$placeholder" '$2 != x { print $2 }' "$tmp"/gm/*; echo "$email"; } | sort -u)
+	[ "$got" = "$wantall" ] ||
+		{ kf_warn "cover letter recipients differ from get_maintainer.pl's: $(diff <(echo "$wantall") <(echo "$got") | grep '^[<>]' | tr '\n' ' ')"; bad=1; }
+
+	# git am of the messages, in order, onto the base: the series' tree.
+	local want_tree got_tree
+	want_tree=$(git -C "$KF_SEND_TREE" rev-parse "$KF_SEND_BRANCH^{tree}")
+	git -C "$KF_SEND_TREE" checkout -q --detach "$KF_BASE_REV" || kf_die "cannot check out the base"
+	if git -C "$KF_SEND_TREE" -c user.name="$name" -c user.email="$email" \
+		am -q --whitespace=nowarn "${msgs[@]}" >"$tmp/am.log" 2>&1; then
+		got_tree=$(git -C "$KF_SEND_TREE" rev-parse "HEAD^{tree}")
+		[ "$got_tree" = "$want_tree" ] || { kf_warn "git am of the messages gives tree $got_tree, the series $want_tree"; bad=1; }
+		[ "$(git -C "$KF_SEND_TREE" log --format='%an <%ae>' "$KF_BASE_REV..HEAD" | sort -u)" = "$name <$email>" ] ||
+			{ kf_warn "git am of the messages gives other authors than $name <$email>"; bad=1; }
+	else
+		git -C "$KF_SEND_TREE" am --abort >/dev/null 2>&1
+		kf_warn "git am of the messages failed: $(grep -m1 -E '^(error|fatal|Patch failed)' "$tmp/am.log")"
+		bad=1
+	fi
+	git -C "$KF_SEND_TREE" checkout -q -f "$KF_SEND_BRANCH"
+	# The series' tree is the one applying patches/ gives, whoever sends.
+	[ "$want_tree" = "$(git -C "$KF_SEND_TREE" rev-parse "$(kf_send_applied 2>/dev/null)^{tree}")" ] ||
+		{ kf_warn "the send branch's tree is not the series' tree"; bad=1; }
+	return $bad
+}
