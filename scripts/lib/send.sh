@@ -215,6 +215,9 @@ kf_cmd_send() {
 		shift
 	done
 	[ -z "$out" ] || [ -z "$confirm" ] || kf_die "kf send: -o writes the messages, --confirm sends them; not both"
+	if [ -n "$out" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+		kf_die "kf send: $out is not empty"
+	fi
 	kf_host_setup
 	kf_need_pkgs "${KF_SEND_PKGS[@]}"
 	[ -f "$KF_COVER" ] || kf_die "no cover letter at $KF_COVER"
@@ -239,9 +242,6 @@ kf_cmd_send() {
 	kf_send_prepare "$rev"
 
 	local dir=${out:-$KF_SEND_WORK/messages}
-	if [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
-		kf_die "$dir is not empty"
-	fi
 	mkdir -p "$dir" || kf_die "cannot create $dir"
 	# "b4 send -o" signs nothing and, with an SMTP server named, does not
 	# pick the kernel.org web endpoint: no key and no network needed.
@@ -261,7 +261,9 @@ kf_cmd_send() {
 	if [ -z "$confirm" ]; then
 		awk '/^(To|Cc):/ { p = 1 } /^[A-Za-z-]+:/ && !/^(To|Cc):/ { p = 0 } p' \
 			"$(grep -L '^In-Reply-To:' "$dir"/*.eml | head -n 1)" >&2
-		grep -h '^Subject:' "$dir"/*.eml | sort >&2
+		# Subjects, unfolded.
+		awk '/^Subject:/ { s = $0; f = 1; next } f && /^[ \t]/ { s = s $0; next }
+			f { print s; f = 0 }' "$dir"/*.eml | sort >&2
 		kf_log "nothing sent: scripts/kf send --confirm sends these $n messages (-o DIR writes them)"
 		return 0
 	fi
