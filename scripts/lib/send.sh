@@ -84,7 +84,7 @@ kf_send_applied() {
 		rm -rf "$fp"
 	fi
 	kf_log "applying the series in $KF_SEND_TREE"
-	(kf_apply_to "$KF_SEND_TREE" "$KF_SEND_BRANCH") >&2 || exit 1
+	(kf_apply_to "$KF_SEND_TREE" "$KF_SEND_BRANCH-applied") >&2 || exit 1
 	git -C "$KF_SEND_TREE" rev-parse HEAD
 }
 
@@ -144,6 +144,8 @@ kf_send_prepare() {
 	# b4 keeps a branch's prep state in the configuration: start afresh.
 	git -C "$KF_SEND_TREE" config --remove-section "branch.$KF_SEND_BRANCH" 2>/dev/null
 	git -C "$KF_SEND_TREE" branch -q -f "$KF_SEND_BRANCH-base" "$KF_BASE_REV"
+	# The series as applied, for kf send-check (and kept from gc).
+	git -C "$KF_SEND_TREE" branch -q -f "$KF_SEND_BRANCH-applied" "$applied"
 	tip=$(kf_send_reauthor "$KF_SEND_TREE" "$applied") || exit 1
 	git -C "$KF_SEND_TREE" reset -q --hard "$tip" || kf_die "cannot check out the series in $KF_SEND_TREE"
 
@@ -454,7 +456,7 @@ kf_send_verify() {
 	fi
 	git -C "$KF_SEND_TREE" checkout -q -f "$KF_SEND_BRANCH"
 	# The series' tree is the one applying patches/ gives, whoever sends.
-	[ "$want_tree" = "$(git -C "$KF_SEND_TREE" rev-parse "$(kf_send_applied 2>/dev/null)^{tree}")" ] ||
+	[ "$want_tree" = "$(git -C "$KF_SEND_TREE" rev-parse "$KF_SEND_BRANCH-applied^{tree}")" ] ||
 		{ kf_warn "the send branch's tree is not the series' tree"; bad=1; }
 	return $bad
 }
