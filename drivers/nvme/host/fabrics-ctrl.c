@@ -204,6 +204,11 @@ static int nvmf_ctrl_configure_io_queues(struct nvmf_ctrl *ctrl, bool new)
 	 * queue number might have changed.
 	 */
 	nr_queues = min(ctrl->tag_set.nr_hw_queues + 1, ctrl->ctrl.queue_count);
+	if (ctrl->ctrl.sqsize < ctrl->tag_set.queue_depth)
+		dev_info(ctrl->ctrl.device,
+			 "queue size %u < %u tags, throttling each I/O queue to %u requests\n",
+			 ctrl->ctrl.sqsize + 1, ctrl->tag_set.queue_depth,
+			 ctrl->ctrl.sqsize);
 	ret = nvmf_ctrl_setup_io_queues(ctrl, 1, nr_queues,
 					ctrl->ctrl.sqsize + 1);
 
@@ -440,6 +445,91 @@ static void nvmf_ctrl_error_recovery_work(struct work_struct *work)
 
 	nvmf_ctrl_reconnect_or_remove(ctrl, 0);
 }
+
+/**
+ * nvmf_queue_budget_init() - set the budget of a queue being allocated
+ * @ctrl: the controller
+ * @budget: the queue's budget
+ * @qid: the queue
+ * @queue_size: the number of entries the queue is allocated with
+ *
+ * For nvmf_ctrl_ops->alloc_queue, with nothing in flight on the queue. An
+ * I/O queue smaller than the I/O tag set is held to the requests a tag set
+ * sized for it would have (nvme_alloc_io_tag_set(): one fewer than its
+ * entries, the Connect command included). Any other queue gets no limit,
+ * so its requests pay only a test of @budget->limit.
+ */
+void nvmf_queue_budget_init(struct nvmf_ctrl *ctrl,
+			    struct nvmf_queue_budget *budget, int qid,
+			    size_t queue_size)
+{
+	atomic_set(&budget->inflight, 0);
+	budget->limit = 0;
+	if (qid && queue_size - 1 < ctrl->tag_set.queue_depth)
+		budget->limit = queue_size - 1;
+}
+EXPORT_SYMBOL_GPL(nvmf_queue_budget_init);
+
+/**
+ * nvmf_ctrl_connect_queue() - send the Connect command and mark a queue live
+ * @ctrl: the controller
+ * @qid: the queue, 0 for the admin queue
+ * @flags: the transport's flags of the queue
+ * @live_bit: the bit of @flags that says the queue is live
+ *
+ * For nvmf_ctrl_ops->start_queue: sends the Fabrics Connect command on
+ * queue @qid and sets @live_bit once it succeeded. On failure the queue is
+ * left not live, for the transport to stop its connection.
+ *
+ * Return: 0 on success, a negative errno or an NVMe status otherwise.
+ */
+int nvmf_ctrl_connect_queue(struct nvmf_ctrl *ctrl, int qid,
+			    unsigned long *flags, int live_bit)
+{
+	int ret;
+
+	if (qid)
+		ret = nvmf_connect_io_queue(&ctrl->ctrl, qid);
+	else
+		ret = nvmf_connect_admin_queue(&ctrl->ctrl);
+
+	if (ret) {
+		dev_info(ctrl->ctrl.device,
+			 "failed to connect queue: %d ret=%d\n", qid, ret);
+		return ret;
+	}
+
+	set_bit(live_bit, flags);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(nvmf_ctrl_connect_queue);
+
+/**
+ * nvmf_ctrl_check_keyed_sgls() - check a controller takes keyed SGLs
+ * @ctrl: the controller, with its admin queue up
+ * @inline_data: set to true if it also takes in-capsule data
+ *
+ * For nvmf_ctrl_ops->check_ctrl of a transport whose controller fetches
+ * and returns data by remote memory access, described by keyed SGL data
+ * block descriptors, which it then must support. In-capsule data needs
+ * SGL data block descriptors with an offset address.
+ *
+ * Return: 0, or -EOPNOTSUPP if the controller does not take keyed SGLs.
+ */
+int nvmf_ctrl_check_keyed_sgls(struct nvmf_ctrl *ctrl, bool *inline_data)
+{
+	if (!(ctrl->ctrl.sgls & NVME_CTRL_SGLS_KSDBDS)) {
+		dev_err(ctrl->ctrl.device,
+			"Mandatory keyed sgls are not supported!\n");
+		return -EOPNOTSUPP;
+	}
+
+	if (ctrl->ctrl.sgls & NVME_CTRL_SGLS_SAOS)
+		*inline_data = true;
+
+	return 0;
+}
+EXPORT_SYMBOL_GPL(nvmf_ctrl_check_keyed_sgls);
 
 /**
  * nvmf_ctrl_error_recovery() - start recovering a controller from an error

@@ -109,6 +109,7 @@ struct nvme_kfi_queue {
 	int			queue_size;
 	size_t			cmnd_capsule_len;
 	unsigned long		flags;
+	struct nvmf_queue_budget budget;
 	int			cm_error;
 	struct completion	cm_done;
 	struct mutex		queue_lock;	/* stop vs. stop */
@@ -335,9 +336,8 @@ static void nvme_kfi_free_mrs(struct nvme_kfi_queue *queue)
  * Regions are indexed by tag, and an I/O queue's tags come from the tag
  * set, whose depth is fixed when the controller is created: a reconnect
  * that gets a smaller queue (the target lowered its MQES) keeps the deeper
- * tag set. So every tag has a region, and what is in flight is throttled
- * by the endpoint's queues, whose full send queue makes a request wait
- * (BLK_STS_RESOURCE), as nvme-rdma's full QP does.
+ * tag set. So every tag has a region; how many are in use at once is held
+ * to the queue size by the queue's budget (nvmf_queue_get_budget()).
  */
 static int nvme_kfi_nr_tags(struct nvme_kfi_queue *queue)
 {
@@ -519,6 +519,7 @@ static int nvme_kfi_alloc_queue(struct nvmf_ctrl *fctrl, int idx,
 
 	queue->ctrl = ctrl;
 	queue->queue_size = queue_size;
+	nvmf_queue_budget_init(fctrl, &queue->budget, idx, queue_size);
 	mutex_init(&queue->queue_lock);
 	init_completion(&queue->cm_done);
 	if (idx > 0)
@@ -601,23 +602,13 @@ static void nvme_kfi_stop_io_queues(struct nvmf_ctrl *fctrl)
 
 static int nvme_kfi_start_queue(struct nvmf_ctrl *fctrl, int idx)
 {
-	struct nvme_kfi_ctrl *ctrl = to_kfi_ctrl(&fctrl->ctrl);
-	struct nvme_kfi_queue *queue = &ctrl->queues[idx];
+	struct nvme_kfi_queue *queue = &to_kfi_ctrl(&fctrl->ctrl)->queues[idx];
 	int ret;
 
-	if (idx)
-		ret = nvmf_connect_io_queue(&fctrl->ctrl, idx);
-	else
-		ret = nvmf_connect_admin_queue(&fctrl->ctrl);
-
-	if (!ret) {
-		set_bit(NVME_KFI_Q_LIVE, &queue->flags);
-	} else {
-		if (test_bit(NVME_KFI_Q_ALLOCATED, &queue->flags))
-			__nvme_kfi_stop_queue(queue);
-		dev_info(fctrl->ctrl.device,
-			 "failed to connect queue: %d ret=%d\n", idx, ret);
-	}
+	ret = nvmf_ctrl_connect_queue(fctrl, idx, &queue->flags,
+				      NVME_KFI_Q_LIVE);
+	if (ret)
+		__nvme_kfi_stop_queue(queue);
 	return ret;
 }
 
@@ -667,16 +658,8 @@ free_ctrl:
 
 static int nvme_kfi_check_ctrl(struct nvmf_ctrl *fctrl)
 {
-	if (!(fctrl->ctrl.sgls & NVME_CTRL_SGLS_KSDBDS)) {
-		dev_err(fctrl->ctrl.device,
-			"Mandatory keyed sgls are not supported!\n");
-		return -EOPNOTSUPP;
-	}
-
-	if (fctrl->ctrl.sgls & NVME_CTRL_SGLS_SAOS)
-		to_kfi_ctrl(&fctrl->ctrl)->use_inline_data = true;
-
-	return 0;
+	return nvmf_ctrl_check_keyed_sgls(fctrl,
+			&to_kfi_ctrl(&fctrl->ctrl)->use_inline_data);
 }
 
 static u16 nvme_kfi_max_queue_size(struct nvmf_ctrl *fctrl)
@@ -1074,9 +1057,15 @@ static blk_status_t nvme_kfi_queue_rq(struct blk_mq_hw_ctx *hctx,
 	if (!nvme_check_ready(&queue->ctrl->fctrl.ctrl, rq, queue_ready))
 		return nvme_fail_nonready_command(&queue->ctrl->fctrl.ctrl, rq);
 
-	ret = nvme_setup_cmd(ns, rq);
+	ret = nvmf_queue_get_budget(&queue->budget);
 	if (ret)
 		return ret;
+
+	ret = nvme_setup_cmd(ns, rq);
+	if (ret) {
+		nvmf_queue_put_budget(&queue->budget);
+		return ret;
+	}
 
 	nvme_start_request(rq);
 
@@ -1101,6 +1090,7 @@ static blk_status_t nvme_kfi_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 err:
 	nvme_cleanup_cmd(rq);
+	nvmf_queue_put_budget(&queue->budget);
 	if (err == -EIO)
 		return nvme_host_path_error(rq);
 	/* -EBUSY: the tag's region is still being invalidated, see above. */
@@ -1121,6 +1111,7 @@ static void nvme_kfi_complete_rq(struct request *rq)
 	struct nvme_kfi_request *req = blk_mq_rq_to_pdu(rq);
 
 	nvme_kfi_unmap_data(req);
+	nvmf_queue_put_budget(&req->queue->budget);
 	nvme_complete_rq(rq);
 }
 

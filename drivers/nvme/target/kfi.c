@@ -37,6 +37,18 @@
 #include "nvmet.h"
 #include "rdma-common.h"
 
+/*
+ * NVM Express assigns transport types 1-3 (RDMA, FC, TCP) and FEh for
+ * intra-host transports; 04h-FDh are reserved. No code is assigned to
+ * kfabric, so a port whose wire has none (not NVMe/RDMA) is announced in
+ * the discovery log with a local value: Linux's NVMF_TRTYPE_KFI by
+ * default, which only a Linux nvme-kfi host on the same link can use.
+ */
+static u8 local_trtype = NVMF_TRTYPE_KFI;
+module_param(local_trtype, byte, 0644);
+MODULE_PARM_DESC(local_trtype,
+		 "discovery log TRTYPE of ports on wires NVMe has no code for (a local value, default 253)");
+
 /* mpsmin == 4KB: 1MB per command. */
 #define NVMET_KFI_MAX_MDTS			8
 #define NVMET_KFI_MAX_IO_SIZE			(SZ_4K << NVMET_KFI_MAX_MDTS)
@@ -989,7 +1001,7 @@ static int nvmet_kfi_enable_port(struct nvmet_kfi_port *port)
 		nport->disc_addr.tsas.rdma.prtype = NVMF_RDMA_PRTYPE_NOT_SPECIFIED;
 		nport->disc_addr.tsas.rdma.cms = NVMF_RDMA_CMS_RDMA_CM;
 	} else {
-		port->wire_trtype = NVMF_TRTYPE_KFI;
+		port->wire_trtype = local_trtype;
 	}
 
 	/* Ports listen in the initial namespace, as nvmet-rdma's do. */
@@ -1143,7 +1155,7 @@ static ssize_t nvmet_kfi_host_port_addr(struct nvmet_ctrl *ctrl,
 /*
  * The discovery log describes the wire. Over an RDMA provider that is
  * NVMe/RDMA, which any NVMe/RDMA host can connect to; only other wires
- * (such as NTB) get the Linux-specific kfi type.
+ * (such as NTB), which have no code, get the local one (local_trtype).
  */
 static u8 nvmet_kfi_disc_trtype(struct nvmet_port *nport)
 {

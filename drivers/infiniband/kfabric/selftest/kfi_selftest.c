@@ -1252,12 +1252,15 @@ static int kst_check_alive(struct kst_run *run)
  * struct kst_local - a client buffer for RMA
  * @kvec: a kmalloc()ed buffer for a single kfi_read() or kfi_write()
  * @big: blocks of pages, for the read/write helper
+ * @mr: when set, @kvec mapped once into this region, and single
+ *	operations name the region rather than the kvec
  * @rw: the buffer is @big and transfers use the read/write helper
  * @len: bytes
  */
 struct kst_local {
 	struct kvec kvec;
 	struct kst_buf big;
+	struct kfi_mr *mr;
 	bool rw;
 	u64 len;
 };
@@ -1325,6 +1328,8 @@ static int kst_rma_post(struct kst_conn *c, struct kst_local *l,
 
 	if (l->rw)
 		kfi_iov_bvec(&iov, l->big.bvec, l->big.nr);
+	else if (l->mr)
+		kfi_iov_mr(&iov, l->mr, 0, l->len);
 	else
 		kfi_iov_kvec(&iov, &l->kvec, 1);
 	kst_op_arm(op);
@@ -2528,6 +2533,61 @@ static enum kst_result kst_bench_send(struct kst_run *run)
 	return kst_res(ret);
 }
 
+/*
+ * Map @l's kvec once into a region for the single operations of the
+ * benchmark, as a ULP does with buffers that take part in every I/O and
+ * as the raw verbs baseline does with its buffer: per operation the
+ * provider then only names the region. A read's sink is mapped with
+ * remote write, as kfi_read() asks of portable ULPs. Without regions, or
+ * for a buffer the domain cannot map whole, @l stays a plain kvec.
+ */
+static int kst_local_map(struct kst_conn *c, struct kst_local *l, bool write)
+{
+	const struct kfi_domain_attr *a = &c->run->info->attr;
+	u32 pages = DIV_ROUND_UP(offset_in_page(l->kvec.iov_base) + l->len,
+				 PAGE_SIZE);
+	struct kfi_iov iov;
+	struct kfi_mr *mr;
+	int ret;
+
+	if (l->rw || pages > a->max_mr_segs || l->len > a->max_mr_size)
+		return 0;
+	mr = kfi_mr_alloc(c->run->info->domain, pages);
+	if (IS_ERR(mr)) {
+		kst_diag(c->run, "kfi_mr_alloc: %pe", mr);
+		return PTR_ERR(mr);
+	}
+	kfi_iov_kvec(&iov, &l->kvec, 1);
+	kst_op_arm(&c->rma);
+	ret = kfi_mr_map(c->ep, mr, &iov, write ? 0 : KFI_ACCESS_REMOTE_WRITE,
+			 &c->rma.cqe, 0);
+	ret = ret ?: kst_wait(c, &c->rma);
+	if (ret) {
+		kst_diag(c->run, "kfi_mr_map: %pe", ERR_PTR(ret));
+		kfi_mr_free(mr);
+		return ret;
+	}
+	l->mr = mr;
+	return 0;
+}
+
+/* End the region of kst_local_map(); @l is a plain kvec again. */
+static int kst_local_unmap(struct kst_conn *c, struct kst_local *l)
+{
+	int ret;
+
+	if (!l->mr)
+		return 0;
+	kst_op_arm(&c->rma);
+	ret = kfi_mr_invalidate(c->ep, l->mr, &c->rma.cqe, 0);
+	ret = ret ?: kst_wait(c, &c->rma);
+	if (ret)
+		kst_diag(c->run, "kfi_mr_invalidate: %pe", ERR_PTR(ret));
+	kfi_mr_free(l->mr);
+	l->mr = NULL;
+	return ret;
+}
+
 /* @n single RMA operations of @l, @qd at a time. */
 static int kst_bench_window(struct kst_conn *c, struct kst_local *l, bool write,
 			    u32 qd, u32 n, s64 *ns, s64 *lat)
@@ -2642,9 +2702,32 @@ drain:
 	return ret;
 }
 
+/* @k single operations of @l, one at a time and at the queue depth. */
+static int kst_bench_direct(struct kst_conn *c, struct kst_local *l,
+			    bool write, u32 k, const char *name)
+{
+	s64 ns, lat;
+	u32 kq;
+	int ret;
+
+	ret = kst_bench_window(c, l, write, 1, k, &ns, &lat);
+	if (ret)
+		return ret;
+	kst_bench_row(c->run, name, 1, l->len, k, ns, lat);
+	if (c->send_ops <= 1)
+		return 0;
+	/* At least as many as are to be in flight. */
+	kq = max(k, c->send_ops);
+	ret = kst_bench_window(c, l, write, c->send_ops, kq, &ns, &lat);
+	if (!ret)
+		kst_bench_row(c->run, name, c->send_ops, l->len, kq, ns, lat);
+	return ret;
+}
+
 static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 {
 	const struct kfi_domain_attr *a = &run->info->attr;
+	const char *kvec_name = write ? "write_kvec" : "read_kvec";
 	const char *rw_name = write ? "rw_write" : "rw_read";
 	const char *name = write ? "write" : "read";
 	unsigned int order = get_order(KST_RW_BLOCK);
@@ -2682,23 +2765,22 @@ static enum kst_result kst_bench_rma(struct kst_run *run, bool write)
 		ret = kst_local_alloc(&l, sizes[i], sizes[i] > direct, order);
 		if (ret)
 			break;
-		ret = kst_rma_once(c, &l, 0, write);
+		ret = kst_local_map(c, &l, write);
+		ret = ret ?: kst_rma_once(c, &l, 0, write);
 		if (ret) {
+			kst_local_unmap(c, &l);
 			kst_local_free(&l);
 			break;
 		}
 		if (!l.rw) {
-			ret = kst_bench_window(c, &l, write, 1, k, &ns, &lat);
-			if (!ret)
-				kst_bench_row(run, name, 1, sizes[i], k, ns, lat);
-			/* At least as many as are to be in flight. */
-			kq = max(k, c->send_ops);
-			if (!ret && c->send_ops > 1)
-				ret = kst_bench_window(c, &l, write, c->send_ops,
-						       kq, &ns, &lat);
-			if (!ret && c->send_ops > 1)
-				kst_bench_row(run, name, c->send_ops, sizes[i], kq,
-					      ns, lat);
+			/* The region first, as the baseline; then the kvec. */
+			ret = kst_bench_direct(c, &l, write, k,
+					       l.mr ? name : kvec_name);
+			if (l.mr) {
+				ret = kst_local_unmap(c, &l) ?: ret;
+				ret = ret ?: kst_bench_direct(c, &l, write, k,
+							      kvec_name);
+			}
 		} else {
 			ret = kst_bench_rw_window(c, &l, write, 1, k, &ns, &lat);
 			if (!ret)

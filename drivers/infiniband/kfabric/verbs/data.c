@@ -180,14 +180,16 @@ static void vbs_mr_end(struct vbs_domain *vdom, struct vbs_mr *vmr, u32 key)
 /*
  * Retire the slots of @ring up to and including @op. Only the queue's
  * completion context calls this (or the drain, once the queue is idle),
- * so the slots between tail and @op are ours to read without the lock.
+ * so the slots between tail and @op are ours to read without the lock,
+ * and the tail is ours to write: posters only read it, to see whether a
+ * slot is free. The release store hands the retired slots back only once
+ * we are done with them (see vbs_slot_take()).
  */
 static void vbs_retire(struct vbs_ring *ring, struct vbs_op *op, int status)
 {
 	struct vbs_ep *vep = op->vep;
 	u32 tail = READ_ONCE(ring->tail);
 	struct vbs_op *cur;
-	unsigned long flags;
 
 	for (;;) {
 		cur = &ring->ops[tail % ring->size];
@@ -200,9 +202,7 @@ static void vbs_retire(struct vbs_ring *ring, struct vbs_op *op, int status)
 		if (cur == op || WARN_ON_ONCE(tail == READ_ONCE(ring->head)))
 			break;
 	}
-	spin_lock_irqsave(&ring->lock, flags);
-	ring->tail = tail;
-	spin_unlock_irqrestore(&ring->lock, flags);
+	smp_store_release(&ring->tail, tail);
 }
 
 static void vbs_send_done(struct ib_cq *cq, struct ib_wc *wc)
@@ -275,6 +275,23 @@ static void vbs_recv_done(struct ib_cq *cq, struct ib_wc *wc)
  * region's lkey. On success the caller posts @map in a slot, or undoes
  * it with vbs_unmap().
  */
+/*
+ * The common buffer, one kvec entry in the linear map, is one piece:
+ * kfi_iov_iter_next() would yield exactly that page, offset and length,
+ * and kfi_iov_dma_begin() has nothing to do for it. Mapping it directly
+ * keeps the walk off the data path of small messages.
+ */
+static bool vbs_kvec_linear(const struct kfi_iov *iov)
+{
+	const struct kvec *kv = iov->kvec;
+
+	return iov->type == KFI_IOV_KVEC && iov->nr == 1 &&
+	       iov->offset <= kv->iov_len &&
+	       iov->len <= kv->iov_len - iov->offset &&
+	       iov->len <= (UINT_MAX & PAGE_MASK) &&
+	       !is_vmalloc_addr(kv->iov_base + iov->offset);
+}
+
 static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 		       struct vbs_map *map, const struct kfi_msg *msg,
 		       enum dma_data_direction dir)
@@ -308,6 +325,24 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 				.lkey = vmr->ibmr->lkey,
 			};
 			map->nsge = n;
+			continue;
+		}
+		if (vbs_kvec_linear(iov)) {
+			void *addr = iov->kvec->iov_base + iov->offset;
+
+			if (n >= max_sge)
+				goto inval;
+			sge = &map->sge[n];
+			sge->addr = ib_dma_map_page(vdom->ibdev, virt_to_page(addr),
+						    offset_in_page(addr), iov->len,
+						    dir);
+			if (ib_dma_mapping_error(vdom->ibdev, sge->addr)) {
+				ret = -EFAULT;
+				goto unmap;
+			}
+			sge->length = iov->len;
+			sge->lkey = vdom->pd->local_dma_lkey;
+			map->nsge = ++n;
 			continue;
 		}
 		kfi_iov_dma_begin(iov);
@@ -352,7 +387,8 @@ static struct vbs_op *vbs_slot_take(struct vbs_ring *ring, u8 opcode,
 {
 	struct vbs_op *op;
 
-	if (ring->head - ring->tail >= ring->size)
+	/* Pairs with the release in vbs_retire(): the slot is retired. */
+	if (ring->head - smp_load_acquire(&ring->tail) >= ring->size)
 		return NULL;
 	op = &ring->ops[ring->head % ring->size];
 	op->opcode = opcode;
@@ -894,7 +930,7 @@ static void vbs_ring_sweep(struct vbs_ep *vep, struct vbs_ring *ring)
 		op = &ring->ops[ring->tail % ring->size];
 		vbs_unmap(vep, ring, &op->map);
 		op->mr = NULL;
-		ring->tail++;
+		WRITE_ONCE(ring->tail, ring->tail + 1);
 	}
 }
 

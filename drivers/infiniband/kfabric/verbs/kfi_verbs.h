@@ -82,7 +82,9 @@ struct vbs_ring {
 	spinlock_t lock;		/* head; posting order */
 	u32 size;
 	u32 head;			/* next slot to post */
-	u32 tail;			/* oldest slot not yet retired */
+	u32 tail;			/* oldest slot not yet retired; only
+					 * the completion context writes it
+					 */
 	u32 max_sge;			/* sges of a buffer */
 	struct vbs_op *ops;
 	unsigned long *bufs;		/* bitmap: buffers in use */
