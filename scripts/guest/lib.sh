@@ -249,12 +249,14 @@ kf_nvme_io_check() {
 
 # kf_fio_verify DEV NAME [poll]: fio writes DEV's first 8 MiB in random
 # order with a crc32c in every block (sizes 4 KiB to 256 KiB, 16 I/Os in
-# flight), then reads it all back and checks every block: fio's own
-# checksums, on top of the md5 comparisons. With "poll", 4 MiB in polled
-# synchronous I/Os (RWF_HIPRI), which go to the controller's poll queues.
+# flight, or KF_FIO_DEPTH), then reads it all back and checks every
+# block: fio's own checksums, on top of the md5 comparisons. With "poll",
+# 4 MiB in polled synchronous I/Os (RWF_HIPRI), which go to the
+# controller's poll queues.
 # --thread: the guest kernel has no SysV shared memory.
 kf_fio_verify() {
-	local how="--ioengine=libaio --iodepth=16 --bsrange=4k-256k --size=8M" what="8 MiB"
+	local how="--ioengine=libaio --iodepth=${KF_FIO_DEPTH:-16} --bsrange=4k-256k --size=8M"
+	local what="8 MiB"
 	if [ "${3:-}" = poll ]; then
 		how="--ioengine=pvsync2 --hipri --bsrange=4k-64k --size=4M"
 		what="4 MiB polled"

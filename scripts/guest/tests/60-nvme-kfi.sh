@@ -247,9 +247,12 @@ resets_during_fio() {
 # The controller's tag set keeps its 128 tags, and blk-mq hands them out
 # round the whole set, so tags above the new queue size reach the
 # transport: each must still have its region. fio verifies every byte at
-# queue depth 16, the new queue size.
+# queue depth 48, three times the new queue size: the host must hold back
+# what the queue cannot take (the shared controller code throttles each
+# queue to the size it connected with) instead of overrunning the target,
+# which fails the queue and sends the controller into error recovery.
 queue_shrinks() {
-	local ctrl=$1 ns=$2 sq
+	local ctrl=$1 ns=$2 sq log
 	kf_nvmet_port_del $KPORT $NQN
 	kf_nvme_wait_state "$ctrl" connecting 60 ||
 		kf_fail "$ctrl did not start reconnecting when its port went"
@@ -258,8 +261,16 @@ queue_shrinks() {
 		kf_fail "$ctrl did not reconnect to the smaller port"
 	sq=$(cat /sys/class/nvme/$ctrl/sqsize)
 	[ "$sq" -eq 15 ] || kf_fail "$ctrl reconnected with sqsize $sq, not 15"
-	kf_fio_verify "$ns" queue-shrunk
-	echo "$ctrl reconnected with 16-entry queues under a 128-tag set; fio verified" >&2
+	# What the kernel logs from here on: a host that overruns the queue
+	# may log enough to wrap the ring, which the lost mark then tells.
+	echo "kf: queue_shrinks: fio at depth 48" >/dev/kmsg
+	KF_FIO_DEPTH=48 kf_fio_verify "$ns" queue-shrunk
+	log=$(dmesg | sed -n '/kf: queue_shrinks: fio at depth 48/,$p')
+	[ -n "$log" ] || kf_fail "the kernel log wrapped under fio at depth 48"
+	case $log in *"$ctrl: starting error recovery"*)
+		kf_fail "$ctrl went into error recovery under fio at depth 48" ;;
+	esac
+	echo "$ctrl reconnected with 16-entry queues under a 128-tag set; fio verified at depth 48" >&2
 }
 
 # target_device_back: the target's Soft-RoCE device (rxe1, which its port
