@@ -463,7 +463,7 @@ void nvmf_queue_budget_init(struct nvmf_ctrl *ctrl,
 			    struct nvmf_queue_budget *budget, int qid,
 			    size_t queue_size)
 {
-	atomic_set(&budget->inflight, 0);
+	atomic_set(&budget->in_flight, 0);
 	budget->limit = 0;
 	if (qid && queue_size - 1 < ctrl->tag_set.queue_depth)
 		budget->limit = queue_size - 1;

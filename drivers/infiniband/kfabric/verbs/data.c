@@ -202,6 +202,7 @@ static void vbs_retire(struct vbs_ring *ring, struct vbs_op *op, int status)
 		if (cur == op || WARN_ON_ONCE(tail == READ_ONCE(ring->head)))
 			break;
 	}
+	/* Slots go back only now; pairs with vbs_slot_take()'s acquire. */
 	smp_store_release(&ring->tail, tail);
 }
 
