@@ -119,9 +119,17 @@ kf_deb_base() {
 		KF_BASE_DESC="Debian $KF_DEB_PKG $pkgver ($tag, $(git --git-dir="$repo" describe --tags --exact-match --match 'v*' "$KF_BASE_REV" 2>/dev/null))"
 		return 0
 	fi
+	# An existing base also holds the developer's work trees and their
+	# branches (kf import): never delete it. One git cannot read is an
+	# error to look at (a removed working directory is enough to make
+	# every git call fail); a readable one without this package's tag
+	# gets the new version added next to what it has.
+	if [ -e "$repo" ] && ! git --git-dir="$repo" rev-parse -q --verify 'base^{commit}' >/dev/null 2>&1; then
+		kf_die "$repo exists but git cannot read it; move it away to have it made again"
+	fi
 	kf_log "unpacking $(basename "$deb") into a git base"
 	tmp=$KF_CACHE/base/tmp.$$
-	rm -rf "$KF_CACHE"/base/tmp.* "$repo"
+	rm -rf "$KF_CACHE"/base/tmp.*
 	mkdir -p "$tmp/src"
 	dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' |
 		tar -xJ -C "$tmp/src" --strip-components=1 ||
@@ -145,7 +153,13 @@ kf_deb_base() {
 	# checkpatch's SPDX check) treats work trees of a bare repository as
 	# bare themselves, so mark it as an ordinary repository.
 	git --git-dir="$tmp/repo.git" config core.bare false
-	mv "$tmp/repo.git" "$repo"
+	if [ -e "$repo" ]; then
+		git --git-dir="$repo" fetch -q "$tmp/repo.git" 'refs/tags/*:refs/tags/*' \
+			'+refs/heads/base:refs/heads/base' ||
+			{ rm -rf "$tmp"; kf_die "adding $pkgver to $repo failed"; }
+	else
+		mv "$tmp/repo.git" "$repo"
+	fi
 	rm -rf "$tmp"
 	KF_BASE_GIT=$repo
 	KF_BASE_REV=$(git --git-dir="$repo" rev-parse "refs/tags/$tag^{commit}")
