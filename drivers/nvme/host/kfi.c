@@ -254,6 +254,24 @@ static struct kfi_domain *nvme_kfi_find_domain(struct nvme_kfi_ctrl *ctrl)
 	return domain;
 }
 
+/*
+ * The admin queue finds the controller's domain, and its I/O queues use
+ * that one, as nvme-rdma's queues use the admin queue's device: a lookup
+ * (address resolution on RDMA) per queue would cost a controller with
+ * many queues as many round trips, and could spread them over devices.
+ * A reconnect sets the admin queue up first, so it finds the domain that
+ * reaches the target then.
+ */
+static struct kfi_domain *nvme_kfi_queue_domain(struct nvme_kfi_queue *queue)
+{
+	struct kfi_domain *domain = queue->ctrl->queues[0].domain;
+
+	if (!nvme_kfi_queue_idx(queue) || !domain)
+		return nvme_kfi_find_domain(queue->ctrl);
+	kfi_domain_get(domain);
+	return domain;
+}
+
 static u32 nvme_kfi_max_fr_pages(struct kfi_domain *domain)
 {
 	return min_t(u32, NVME_KFI_MAX_SEGMENTS,
@@ -409,7 +427,7 @@ static int nvme_kfi_create_queue_res(struct nvme_kfi_queue *queue)
 	};
 	int ret, i;
 
-	queue->domain = nvme_kfi_find_domain(ctrl);
+	queue->domain = nvme_kfi_queue_domain(queue);
 	if (IS_ERR(queue->domain)) {
 		ret = PTR_ERR(queue->domain);
 		queue->domain = NULL;
