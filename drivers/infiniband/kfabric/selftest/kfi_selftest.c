@@ -2347,6 +2347,16 @@ out:
 	return ret;
 }
 
+/* Invalidate @mr's mapping on the connection's endpoint and wait for it. */
+static int kst_mr_invalidate(struct kst_conn *c, struct kfi_mr *mr)
+{
+	int ret;
+
+	kst_op_arm(&c->rma);
+	ret = kfi_mr_invalidate(c->ep, mr, &c->rma.cqe, 0);
+	return ret ?: kst_wait(c, &c->rma);
+}
+
 static enum kst_result kst_layout_one(struct kst_conn *c, struct page *block,
 				      const struct kst_layout *t)
 {
@@ -2398,9 +2408,7 @@ static enum kst_result kst_layout_one(struct kst_conn *c, struct page *block,
 				 t->name, ERR_PTR(ret));
 		}
 	}
-	kst_op_arm(&c->rma);
-	inv = kfi_mr_invalidate(c->ep, mr, &c->rma.cqe, 0);
-	inv = inv ?: kst_wait(c, &c->rma);
+	inv = kst_mr_invalidate(c, mr);
 	if (inv) {
 		kst_diag(run, "%s: invalidation: %pe", t->name, ERR_PTR(inv));
 		res = KST_FAIL;
@@ -2578,9 +2586,7 @@ static int kst_local_unmap(struct kst_conn *c, struct kst_local *l)
 
 	if (!l->mr)
 		return 0;
-	kst_op_arm(&c->rma);
-	ret = kfi_mr_invalidate(c->ep, l->mr, &c->rma.cqe, 0);
-	ret = ret ?: kst_wait(c, &c->rma);
+	ret = kst_mr_invalidate(c, l->mr);
 	if (ret)
 		kst_diag(c->run, "kfi_mr_invalidate: %pe", ERR_PTR(ret));
 	kfi_mr_free(l->mr);

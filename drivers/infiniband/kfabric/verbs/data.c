@@ -271,28 +271,46 @@ static void vbs_recv_done(struct ib_cq *cq, struct ib_wc *wc)
 }
 
 /*
+ * The common buffer, one kvec entry in the linear map, is one piece: set
+ * @seg to the page, offset and length kfi_iov_iter_next() would yield for
+ * it (kfi_iov_dma_begin() has nothing to do for it either), so that small
+ * messages are mapped without the walk. False for any other buffer.
+ */
+static bool vbs_kvec_piece(const struct kfi_iov *iov, struct bio_vec *seg)
+{
+	const struct kvec *kv = iov->kvec;
+	void *addr;
+
+	if (iov->type != KFI_IOV_KVEC || iov->nr != 1 ||
+	    iov->offset > kv->iov_len || iov->len > kv->iov_len - iov->offset ||
+	    iov->len > (UINT_MAX & PAGE_MASK))
+		return false;
+	addr = kv->iov_base + iov->offset;
+	if (is_vmalloc_addr(addr))
+		return false;
+	bvec_set_virt(seg, addr, iov->len);
+	return true;
+}
+
+/* DMA-map one piece of a buffer into @sge, under the PD's local key. */
+static int vbs_map_seg(struct vbs_domain *vdom, struct ib_sge *sge,
+		       const struct bio_vec *seg, enum dma_data_direction dir)
+{
+	sge->addr = ib_dma_map_page(vdom->ibdev, seg->bv_page, seg->bv_offset,
+				    seg->bv_len, dir);
+	if (ib_dma_mapping_error(vdom->ibdev, sge->addr))
+		return -EFAULT;
+	sge->length = seg->bv_len;
+	sge->lkey = vdom->pd->local_dma_lkey;
+	return 0;
+}
+
+/*
  * DMA-map the local buffers of @msg into a buffer of @ring, without the
  * ring's lock. Memory region ranges are already mapped and use the
  * region's lkey. On success the caller posts @map in a slot, or undoes
  * it with vbs_unmap().
  */
-/*
- * The common buffer, one kvec entry in the linear map, is one piece:
- * kfi_iov_iter_next() would yield exactly that page, offset and length,
- * and kfi_iov_dma_begin() has nothing to do for it. Mapping it directly
- * keeps the walk off the data path of small messages.
- */
-static bool vbs_kvec_linear(const struct kfi_iov *iov)
-{
-	const struct kvec *kv = iov->kvec;
-
-	return iov->type == KFI_IOV_KVEC && iov->nr == 1 &&
-	       iov->offset <= kv->iov_len &&
-	       iov->len <= kv->iov_len - iov->offset &&
-	       iov->len <= (UINT_MAX & PAGE_MASK) &&
-	       !is_vmalloc_addr(kv->iov_base + iov->offset);
-}
-
 static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 		       struct vbs_map *map, const struct kfi_msg *msg,
 		       enum dma_data_direction dir)
@@ -301,7 +319,6 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 	u32 i, n = 0, max_sge = ring->max_sge;
 	struct kfi_iov_iter it;
 	struct bio_vec seg;
-	struct ib_sge *sge;
 	int ret;
 
 	*map = (struct vbs_map){ .dir = dir };
@@ -328,21 +345,12 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 			map->nsge = n;
 			continue;
 		}
-		if (vbs_kvec_linear(iov)) {
-			void *addr = iov->kvec->iov_base + iov->offset;
-
+		if (vbs_kvec_piece(iov, &seg)) {
 			if (n >= max_sge)
 				goto inval;
-			sge = &map->sge[n];
-			sge->addr = ib_dma_map_page(vdom->ibdev, virt_to_page(addr),
-						    offset_in_page(addr), iov->len,
-						    dir);
-			if (ib_dma_mapping_error(vdom->ibdev, sge->addr)) {
-				ret = -EFAULT;
+			ret = vbs_map_seg(vdom, &map->sge[n], &seg, dir);
+			if (ret)
 				goto unmap;
-			}
-			sge->length = iov->len;
-			sge->lkey = vdom->pd->local_dma_lkey;
 			map->nsge = ++n;
 			continue;
 		}
@@ -353,15 +361,9 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 		while (kfi_iov_iter_next(&it, &seg, 0)) {
 			if (n >= max_sge)
 				goto inval;
-			sge = &map->sge[n];
-			sge->addr = ib_dma_map_page(vdom->ibdev, seg.bv_page,
-						    seg.bv_offset, seg.bv_len, dir);
-			if (ib_dma_mapping_error(vdom->ibdev, sge->addr)) {
-				ret = -EFAULT;
+			ret = vbs_map_seg(vdom, &map->sge[n], &seg, dir);
+			if (ret)
 				goto unmap;
-			}
-			sge->length = seg.bv_len;
-			sge->lkey = vdom->pd->local_dma_lkey;
 			map->nsge = ++n;
 		}
 	}
