@@ -72,8 +72,7 @@ kf_send_applied() {
 		[ "$(git -C "$KF_TEST_TREE" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)" = "$KF_BASE_GIT" ] &&
 		git -C "$KF_TEST_TREE" merge-base --is-ancestor "$KF_BASE_REV" "$KF_TEST_BRANCH" 2>/dev/null; then
 		fp=$(mktemp -d)
-		if git -C "$KF_TEST_TREE" format-patch -q --zero-commit --no-signature --no-numbered \
-			-o "$fp" "$KF_BASE_REV..$KF_TEST_BRANCH" 2>/dev/null &&
+		if kf_format_patches "$KF_TEST_TREE" "$KF_BASE_REV..$KF_TEST_BRANCH" "$fp" 2>/dev/null &&
 			[ "$(cd "$fp" && ls -1)" = "$(printf '%s\n' "${list[@]}")" ] &&
 			diff -rq "$fp" "$KF_TOP/patches" >/dev/null; then
 			rm -rf "$fp"

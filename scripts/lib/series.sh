@@ -21,6 +21,16 @@ kf_git_identity() {
 		export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-kfabric@localhost}
 }
 
+# kf_format_patches TREE RANGE OUT: the commits of RANGE in TREE as patch
+# files in OUT, exactly as patches/ holds them: --zero-commit and
+# --no-signature keep the files stable across rebases and git versions,
+# so only real changes show up in a diff (kf export writes patches/ with
+# this, and kf send compares an applied series against it).
+kf_format_patches() {
+	git -C "$1" format-patch -q --zero-commit --no-signature --no-numbered \
+		-o "$3" "$2"
+}
+
 # kf_tree_dirty DIR: true when DIR has uncommitted or untracked files. Debian's
 # .gitignore hides every untracked file, so they are listed without it.
 kf_tree_dirty() {
@@ -160,10 +170,8 @@ kf_cmd_export() {
 	local stage
 	stage=$(mktemp -d "$KF_TOP/.export.XXXXXX") || kf_die "cannot create a staging dir"
 	trap 'rm -rf "$stage"' EXIT
-	# --zero-commit and --no-signature keep the files stable across rebases
-	# and git versions, so only real changes show up in the diff.
-	git -C "$KF_WORK" format-patch -q --zero-commit --no-signature --no-numbered \
-		-o "$stage/patches" "$KF_BASE_REV"..HEAD || kf_die "git format-patch failed"
+	kf_format_patches "$KF_WORK" "$KF_BASE_REV"..HEAD "$stage/patches" ||
+		kf_die "git format-patch failed"
 	(cd "$stage/patches" && ls -1 ./*.patch | sed 's|^\./||') >"$stage/series"
 	(kf_mirror "$KF_WORK" "$stage/mirror") || exit 1
 
