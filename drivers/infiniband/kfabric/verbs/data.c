@@ -292,16 +292,26 @@ static bool vbs_kvec_piece(const struct kfi_iov *iov, struct bio_vec *seg)
 	return true;
 }
 
-/* DMA-map one piece of a buffer into @sge, under the PD's local key. */
-static int vbs_map_seg(struct vbs_domain *vdom, struct ib_sge *sge,
-		       const struct bio_vec *seg, enum dma_data_direction dir)
+/*
+ * DMA-map one piece of a buffer into the next of @map's @max_sge sges,
+ * under the PD's local key: -EINVAL when they are all taken.
+ */
+static int vbs_map_seg(struct vbs_domain *vdom, struct vbs_map *map,
+		       u32 max_sge, const struct bio_vec *seg,
+		       enum dma_data_direction dir)
 {
+	struct ib_sge *sge;
+
+	if (map->nsge >= max_sge)
+		return -EINVAL;
+	sge = &map->sge[map->nsge];
 	sge->addr = ib_dma_map_page(vdom->ibdev, seg->bv_page, seg->bv_offset,
 				    seg->bv_len, dir);
 	if (ib_dma_mapping_error(vdom->ibdev, sge->addr))
 		return -EFAULT;
 	sge->length = seg->bv_len;
 	sge->lkey = vdom->pd->local_dma_lkey;
+	map->nsge++;
 	return 0;
 }
 
@@ -316,7 +326,7 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 		       enum dma_data_direction dir)
 {
 	struct vbs_domain *vdom = vep_dom(vep);
-	u32 i, n = 0, max_sge = ring->max_sge;
+	u32 i, max_sge = ring->max_sge;
 	struct kfi_iov_iter it;
 	struct bio_vec seg;
 	int ret;
@@ -335,23 +345,19 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 		if (iov->type == KFI_IOV_MR) {
 			struct vbs_mr *vmr = to_vmr(iov->mr);
 
-			if (n >= max_sge || iov->len > U32_MAX)
+			if (map->nsge >= max_sge || iov->len > U32_MAX)
 				goto inval;
-			map->sge[n++] = (struct ib_sge){
+			map->sge[map->nsge++] = (struct ib_sge){
 				.addr = vmr->ibmr->iova + iov->offset,
 				.length = iov->len,
 				.lkey = vmr->ibmr->lkey,
 			};
-			map->nsge = n;
 			continue;
 		}
 		if (vbs_kvec_piece(iov, &seg)) {
-			if (n >= max_sge)
-				goto inval;
-			ret = vbs_map_seg(vdom, &map->sge[n], &seg, dir);
+			ret = vbs_map_seg(vdom, map, max_sge, &seg, dir);
 			if (ret)
 				goto unmap;
-			map->nsge = ++n;
 			continue;
 		}
 		kfi_iov_dma_begin(iov);
@@ -359,12 +365,9 @@ static int vbs_map_msg(struct vbs_ep *vep, struct vbs_ring *ring,
 		if (ret)
 			goto unmap;
 		while (kfi_iov_iter_next(&it, &seg, 0)) {
-			if (n >= max_sge)
-				goto inval;
-			ret = vbs_map_seg(vdom, &map->sge[n], &seg, dir);
+			ret = vbs_map_seg(vdom, map, max_sge, &seg, dir);
 			if (ret)
 				goto unmap;
-			map->nsge = ++n;
 		}
 	}
 	return 0;
