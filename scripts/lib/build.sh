@@ -38,12 +38,14 @@ kf_codespell_dict() {
 	dpkg -L codespell 2>/dev/null | grep -m1 '/codespell_lib/data/dictionary.txt$'
 }
 
-# kf_make SRC OUT ARGS...: make in SRC with build dir OUT, through ccache.
+# kf_make SRC OUT ARGS...: make in SRC with build dir OUT, through ccache,
+# for x86_64 unless KF_ARCH and KF_CROSS_COMPILE name another target.
 kf_make() {
-	local src=$1 out=$2
+	local src=$1 out=$2 cross=${KF_CROSS_COMPILE:-}
 	shift 2
 	CCACHE_DIR=$KF_CACHE/ccache CCACHE_MAXSIZE=5G CCACHE_BASEDIR=$src \
-		make -C "$src" O="$out" ARCH=x86_64 CC="ccache gcc" -j"$KF_JOBS" "$@"
+		make -C "$src" O="$out" ARCH="${KF_ARCH:-x86_64}" \
+		${cross:+CROSS_COMPILE=$cross} CC="ccache ${cross}gcc" -j"$KF_JOBS" "$@"
 }
 
 # kf_config SRC OUT FRAGMENT...: tinyconfig plus fragments. Every value the
