@@ -76,8 +76,29 @@ kf_host_setup() {
 KF_WORK=${KFABRIC_WORK:-$KF_CACHE/work/linux}
 KF_BRANCH=${KFABRIC_BRANCH:-kfabric}
 
-# kf_series_list: the patch file names from the series file, in order.
+# The submission is two series. The fixes (patches/fixes/, listed by
+# patches/fixes/series) are changes to other subsystems' code that the main
+# series needs; they go to the trees that own that code, so they must apply
+# to the base by themselves. The main series (patches/, listed by `series`)
+# applies on top of them. Both are quilt style: each series file names
+# its patches relative to its own directory, in git am order.
+KF_FIXES_DIR=$KF_TOP/patches/fixes
+
+# kf_series_file FILE: the patch file names FILE lists, in order.
+kf_series_file() {
+	[ -f "$1" ] || return 0
+	sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$1" | grep -v '^$' || true
+}
+
+# kf_series_fixes: the fixes, relative to patches/fixes/.
+kf_series_fixes() { kf_series_file "$KF_FIXES_DIR/series"; }
+
+# kf_series_main: the main series, relative to patches/.
+kf_series_main() { kf_series_file "$KF_TOP/series"; }
+
+# kf_series_list: every patch, in the order they apply to the base (the
+# fixes first), relative to patches/: "$KF_TOP/patches/$p" is each file.
 kf_series_list() {
-	[ -f "$KF_TOP/series" ] || return 0
-	sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$KF_TOP/series" | grep -v '^$' || true
+	kf_series_fixes | sed 's|^|fixes/|'
+	kf_series_main
 }

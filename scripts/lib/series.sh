@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 # Series mechanics: apply, import, export and the consistency check.
 #
-# The repository holds the submission: patches/*.patch listed in `series`
-# (quilt order), plus the files those patches create, mirrored at the root,
-# and MAINTAINERS.fragment, the entry the series adds. The kernel work tree
+# The repository holds the submission: the fixes, patches/fixes/*.patch
+# listed in patches/fixes/series, and the main series, patches/*.patch
+# listed in `series` (quilt order each, the fixes applied first), plus the
+# files the patches create, mirrored at the root, and MAINTAINERS.fragment,
+# the entry the series adds. The kernel work tree
 # is where code is edited; export is the only way changes flow back, so the
 # two cannot drift unnoticed: `kf check` compares them byte for byte.
 
@@ -31,6 +33,28 @@ kf_format_patches() {
 		-o "$3" "$2"
 }
 
+# kf_format_series DIR TIP NFIX OUT: the commits base..TIP of DIR as the
+# repository holds them, written into OUT: the first NFIX as the fixes
+# (OUT/patches/fixes/ with its series file), the rest as the main series
+# (OUT/patches/, OUT/series). Each series is numbered from 1, since each
+# is posted on its own.
+kf_format_series() {
+	local dir=$1 tip=$2 nfix=$3 out=$4 split=$KF_BASE_REV
+	if ((nfix > 0)); then
+		split=$(git -C "$dir" rev-list --reverse "$KF_BASE_REV..$tip" | sed -n "${nfix}p")
+		[ -n "$split" ] || return 1
+		kf_format_patches "$dir" "$KF_BASE_REV..$split" "$out/patches/fixes" || return 1
+		(cd "$out/patches/fixes" && ls -1 -- *.patch) >"$out/patches/fixes/series" || return 1
+	fi
+	kf_format_patches "$dir" "$split..$tip" "$out/patches" || return 1
+	(cd "$out/patches" && ls -1 -- *.patch) >"$out/series"
+}
+
+# kf_series_counts: "N fixes and M patches", for the logs.
+kf_series_counts() {
+	echo "$(kf_series_fixes | wc -l) fixes and $(kf_series_main | wc -l) patches"
+}
+
 # kf_tree_dirty DIR: true when DIR has uncommitted or untracked files. Debian's
 # .gitignore hides every untracked file, so they are listed without it.
 kf_tree_dirty() {
@@ -54,7 +78,8 @@ kf_am() {
 	done
 }
 
-# kf_apply_to DIR BRANCH: fresh BRANCH at the base in DIR, whole series applied.
+# kf_apply_to DIR BRANCH: fresh BRANCH at the base in DIR, the fixes and
+# then the main series applied.
 kf_apply_to() {
 	local dir=$1 branch=$2
 	local -a list
@@ -68,7 +93,7 @@ kf_cmd_apply() {
 	kf_base_resolve
 	kf_log "base: $KF_BASE_DESC"
 	kf_apply_to "$KF_TEST_TREE" "$KF_TEST_BRANCH"
-	kf_log "applied $(kf_series_list | wc -l) patches in $KF_TEST_TREE ($KF_TEST_BRANCH)"
+	kf_log "applied $(kf_series_counts) in $KF_TEST_TREE ($KF_TEST_BRANCH)"
 }
 
 kf_cmd_import() {
@@ -88,7 +113,7 @@ kf_cmd_import() {
 		fi
 	fi
 	kf_apply_to "$KF_WORK" "$KF_BRANCH"
-	kf_log "imported $(kf_series_list | wc -l) patches into $KF_WORK ($KF_BRANCH)"
+	kf_log "imported $(kf_series_counts) into $KF_WORK ($KF_BRANCH), the fixes first"
 }
 
 # kf_added_files DIR: the files the series creates (relative to the base).
@@ -151,10 +176,34 @@ kf_cmd_check() {
 	kf_log "root folders and MAINTAINERS.fragment match the series"
 }
 
-# Export: developer branch -> patches/ + series + root mirror. Everything is
-# written into a staging directory first and moved into place only when all
-# of it succeeded, so a failed export leaves the repository untouched.
+# Export: developer branch -> patches/fixes/ + patches/ + their series
+# files + root mirror. Everything is written into a staging directory
+# first and moved into place only when all of it succeeded, so a failed
+# export leaves the repository untouched.
+#
+# The branch holds the fixes first, then the main series. How many of its
+# commits are fixes is what patches/fixes/series says now: the subjects of
+# the branch's first commits must be those of the fixes, in order, so a
+# fix that was reordered, dropped or reworded is noticed instead of
+# becoming part of the wrong series. --fixes N says it instead (adding,
+# dropping or renaming a fix; 0 ends the fixes series). Either way the
+# fixes must leave kfabric's own directories alone: they are fixes to
+# other subsystems and must apply to the base without the series.
 kf_cmd_export() {
+	local nfix="" given=""
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--fixes)
+			[ $# -ge 2 ] || kf_die "kf export: --fixes needs a number"
+			nfix=$2
+			given=1
+			shift
+			;;
+		*) kf_die "kf export: unknown argument '$1' ([--fixes N])" ;;
+		esac
+		shift
+	done
+	[ -z "$given" ] || [[ $nfix =~ ^[0-9]+$ ]] || kf_die "kf export: --fixes takes a number, not '$nfix'"
 	kf_host_setup
 	kf_base_resolve
 	[ -e "$KF_WORK/.git" ] || kf_die "no work tree at $KF_WORK (run scripts/kf import)"
@@ -167,12 +216,33 @@ kf_cmd_export() {
 	git -C "$KF_WORK" rev-list --merges "$KF_BASE_REV"..HEAD | grep -q . &&
 		kf_die "$KF_WORK has merge commits; the series must be linear"
 
+	local -a fixes subjects
+	local i want
+	if [ -z "$given" ]; then
+		mapfile -t fixes < <(kf_series_fixes)
+		nfix=${#fixes[@]}
+		mapfile -t subjects < <(git -C "$KF_WORK" log --reverse --format=%s "$KF_BASE_REV"..HEAD | head -n "$nfix")
+		for ((i = 0; i < nfix; i++)); do
+			[ -f "$KF_FIXES_DIR/${fixes[$i]}" ] ||
+				kf_die "patches/fixes/series lists ${fixes[$i]}, which does not exist"
+			want=$(git mailinfo /dev/null /dev/null <"$KF_FIXES_DIR/${fixes[$i]}" | sed -n 's/^Subject: //p')
+			[ "${subjects[$i]:-}" = "$want" ] ||
+				kf_die "commit $((i + 1)) of $KF_WORK is '${subjects[$i]:-}', fix $((i + 1)) is '$want': put the $nfix fixes first, or give their number with --fixes N"
+		done
+	fi
+	((nfix < n)) || kf_die "$KF_WORK has $n commits: $nfix fixes leave no main series"
+	if ((nfix > 0)); then
+		local split owned
+		split=$(git -C "$KF_WORK" rev-list --reverse "$KF_BASE_REV"..HEAD | sed -n "${nfix}p")
+		owned=$(git -C "$KF_WORK" diff --name-only "$KF_BASE_REV" "$split" -- "${KF_OWNED_DIRS[@]}" | head -n 3)
+		[ -z "$owned" ] ||
+			kf_die "the first $nfix commits (the fixes) touch kfabric's own files (${owned//$'\n'/ }); a fix must apply without the series"
+	fi
+
 	local stage
 	stage=$(mktemp -d "$KF_TOP/.export.XXXXXX") || kf_die "cannot create a staging dir"
 	trap 'rm -rf "$stage"' EXIT
-	kf_format_patches "$KF_WORK" "$KF_BASE_REV"..HEAD "$stage/patches" ||
-		kf_die "git format-patch failed"
-	(cd "$stage/patches" && ls -1 ./*.patch | sed 's|^\./||') >"$stage/series"
+	kf_format_series "$KF_WORK" HEAD "$nfix" "$stage" || kf_die "git format-patch failed"
 	(kf_mirror "$KF_WORK" "$stage/mirror") || exit 1
 
 	rm -rf "$KF_TOP/patches"
@@ -185,5 +255,5 @@ kf_cmd_export() {
 	mv "$stage/mirror/MAINTAINERS.fragment" "$KF_TOP/MAINTAINERS.fragment"
 	rm -rf "$stage"
 	trap - EXIT
-	kf_log "exported $n patches; review with: git -C $KF_TOP status"
+	kf_log "exported $nfix fixes (patches/fixes/) and $((n - nfix)) patches (patches/); review with: git -C $KF_TOP status"
 }
