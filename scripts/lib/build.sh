@@ -195,7 +195,8 @@ kf_cmd_devbuild() {
 }
 
 # Bisect build: the base first (its warnings are the baseline), then each
-# prefix of the series in the same build directory, so only what a patch
+# prefix of the fixes and the main series (the fixes first, as they are
+# applied) in the same build directory, so only what a patch
 # changes is rebuilt. The last prefix is the whole series: the build dir is
 # left ready for the guests.
 kf_cmd_bisect() {
@@ -229,7 +230,7 @@ kf_cmd_bisect() {
 		git -C "$KF_TEST_TREE" checkout -q --detach "${commits[$i]}"
 		if ! kf_build_tree "$KF_TEST_TREE" "$KF_BUILD"; then
 			git -C "$KF_TEST_TREE" checkout -q "$KF_TEST_BRANCH"
-			kf_die "patch $((i + 1)) ($name) breaks the build (see $KF_BUILD/build.log)"
+			kf_die "patches/$name (prefix $((i + 1))) breaks the build (see $KF_BUILD/build.log)"
 		fi
 		new=$({
 			grep -E '(warning|error):|WARNING:' "$KF_BUILD/build.log"
@@ -238,7 +239,7 @@ kf_cmd_bisect() {
 		if [ -n "$new" ]; then
 			echo "$new" | head -n 20 >&2
 			git -C "$KF_TEST_TREE" checkout -q "$KF_TEST_BRANCH"
-			kf_die "patch $((i + 1)) ($name) adds warnings"
+			kf_die "patches/$name (prefix $((i + 1))) adds warnings"
 		fi
 		kf_log "prefix $((i + 1))/${#list[@]} ok in $(($(date +%s) - t0))s: $name"
 	done
@@ -331,7 +332,7 @@ kf_cmd_checkpatch() {
 	kf_series_list | xargs -r -P "$KF_JOBS" -I{} bash -c 'kf_checkpatch_one "$1"' _ {} ||
 		kf_die "checkpatch found problems (see above)"
 	kf_maint_covers || kf_die "MAINTAINERS.fragment misses files the series adds"
-	kf_log "checkpatch --strict --codespell: $n patches clean; MAINTAINERS covers every file added"
+	kf_log "checkpatch --strict --codespell: $n patches clean ($(kf_series_counts)); MAINTAINERS covers every file added"
 }
 
 # kf_qemu_tcg_path: a directory with a qemu-system-x86_64 that drops the

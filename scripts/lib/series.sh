@@ -72,7 +72,7 @@ kf_am() {
 		[ -f "$KF_TOP/patches/$p" ] || kf_die "series lists $p, but patches/$p does not exist"
 		if ! out=$(git -C "$dir" am -q --whitespace=nowarn "$KF_TOP/patches/$p" 2>&1); then
 			git -C "$dir" am --abort >/dev/null 2>&1
-			kf_die "patch $n ($p) does not apply to $KF_BASE_DESC: $(echo "$out" |
+			kf_die "patches/$p (patch $n in git am order) does not apply to $KF_BASE_DESC: $(echo "$out" |
 				grep -m1 -E '^(error|fatal):' || echo "$out" | head -n 1)"
 		fi
 	done
