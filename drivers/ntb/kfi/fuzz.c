@@ -614,12 +614,46 @@ static bool kfn_fuzz_silent_close(struct kfn_fuzz *f)
 }
 
 /*
+ * Connect a new endpoint to the fuzzer's port as a ULP's does. Called, as
+ * every scenario, with the link's mutex held; it is dropped meanwhile,
+ * since the provider takes it.
+ */
+static struct kfi_ep *kfn_fuzz_connect(struct kfn_link *link,
+				       const struct kfi_ep_attr *attr,
+				       const struct kfi_addr *dest)
+{
+	struct kfi_ep *ep;
+	int ret;
+
+	lockdep_assert_held(&link->mutex);
+	mutex_unlock(&link->mutex);
+	ep = kfi_ep_alloc(&link->dom, attr);
+	if (!IS_ERR(ep)) {
+		ret = kfi_connect(ep, dest, NULL, 0);
+		if (ret) {
+			kfi_ep_free(ep);
+			ep = ERR_PTR(ret);
+		}
+	}
+	mutex_lock(&link->mutex);
+	return ep;
+}
+
+/* Free an endpoint of kfn_fuzz_connect(), with the link's mutex held. */
+static void kfn_fuzz_ep_free(struct kfn_link *link, struct kfi_ep *ep)
+{
+	lockdep_assert_held(&link->mutex);
+	mutex_unlock(&link->mutex);
+	kfi_ep_free(ep);
+	mutex_lock(&link->mutex);
+}
+
+/*
  * Answers to an earlier request on a channel, which came after we gave
  * that request up and reused the channel for a new one: a REJECT or an
  * ACCEPT whose req_base is not the new request's leaves the new one
  * waiting (the ACCEPT is answered with DISCONNECT), and the real answer
- * still ends it. A new endpoint connects as a ULP's does; the mutex is
- * dropped for that, as the provider takes it.
+ * still ends it.
  */
 static bool kfn_fuzz_late_answer(struct kfn_fuzz *f)
 {
@@ -645,15 +679,14 @@ static bool kfn_fuzz_late_answer(struct kfn_fuzz *f)
 	bool ok;
 	int c;
 
-	mutex_unlock(&link->mutex);
-	ep = kfi_ep_alloc(&link->dom, &attr);
-	ok = !IS_ERR(ep) && !kfi_connect(ep, &dest, NULL, 0);
-	mutex_lock(&link->mutex);
+	ep = kfn_fuzz_connect(link, &attr, &dest);
 	if (IS_ERR(ep))
 		return false;
 	kep = to_kfn_ep(ep);
 	c = kep->lc;
-	if (!ok || kep->state != KFN_EP_CONNECTING || c < 0)
+	/* No answer has come yet: the request must still hold its channel. */
+	ok = kep->state == KFN_EP_CONNECTING && c >= 0;
+	if (!ok)
 		goto out;
 	base = link->chans[c].base;
 
@@ -684,9 +717,7 @@ static bool kfn_fuzz_late_answer(struct kfn_fuzz *f)
 	ok &= kep->state == KFN_EP_IDLE &&
 	      link->chans[c].state == KFN_CHAN_FREE;
 out:
-	mutex_unlock(&link->mutex);
-	kfi_ep_free(ep);
-	mutex_lock(&link->mutex);
+	kfn_fuzz_ep_free(link, ep);
 	return ok;
 }
 

@@ -28,6 +28,7 @@
 #include <linux/sched/mm.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/string_choices.h>
 #include <linux/vmalloc.h>
 
 #include "kfi_ntb.h"
@@ -716,7 +717,7 @@ static int kfn_info_show(struct seq_file *s, void *unused)
 	}
 	seq_printf(s, "name %s\n", link->dom.attr.name);
 	seq_printf(s, "peer %s\n", link->named ? link->peer_name : "-");
-	seq_printf(s, "link %s\n", link->up ? "up" : "down");
+	seq_printf(s, "link %s\n", str_up_down(link->up));
 	if (link->up)
 		seq_printf(s, "protocol version %u features %#x\n",
 			   link->version, link->features);

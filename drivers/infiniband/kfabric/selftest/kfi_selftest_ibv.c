@@ -2,17 +2,16 @@
 /*
  * kfabric self-test: the raw verbs baseline of the benchmark.
  *
- * "bench api=verbs" runs the benchmark cases of kfi_selftest.c written
- * directly against rdma_cm and the kernel verbs, the way a kverbs ULP
- * would: an RC QP that rdma_cm creates and moves through its states, a
- * completion queue from the device's pool polled in softirq context,
- * message and RMA buffers DMA-mapped once and used with the PD's
- * local_dma_lkey, and the R/W API for transfers larger than a message.
- * It connects to the same responder ("serve", on the kfabric verbs
- * provider), speaks the same protocol and runs the same operations with
- * the same sizes, queue depths and iterations, each case after one checked
- * untimed transfer as in the kfabric mode, so that the ratio of the two
- * modes' rows is what kfabric costs on the client side.
+ * "bench api=verbs" runs the benchmark cases of kfi_selftest_bench.c on a
+ * backend (struct kst_bench_ops) written directly against rdma_cm and the
+ * kernel verbs, the way a kverbs ULP would: an RC QP that rdma_cm creates
+ * and moves through its states, a completion queue from the device's pool
+ * polled in softirq context, message and RMA buffers DMA-mapped once and
+ * used with the PD's local_dma_lkey, and the R/W API for transfers larger
+ * than a message. It connects to the same responder ("serve", on the
+ * kfabric verbs provider) and speaks the same protocol. The cases, down to
+ * the loops that post and wait, are the same code in both modes, so the
+ * ratio of the two modes' rows is what kfabric costs on the client side.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -66,7 +65,7 @@ struct kst_ibv_buf {
 
 /**
  * struct kst_ibv_conn - a client connection on raw verbs
- * @run: the run it belongs to, for messages
+ * @bc: what the benchmark cases see of it
  * @id: its rdma_cm id, which owns the QP
  * @dev: the device the id is bound to
  * @pd: protection domain
@@ -82,17 +81,11 @@ struct kst_ibv_buf {
  * @rx_next: the receive the next message lands in
  * @tx: the message send buffer
  * @tx_op: its send
- * @rma: a read/write API transfer
- * @msg_size: largest message both sides take
- * @send_ops: RMA operations kept in flight at most
- * @rw_ctxs: read/write API transfers kept in flight at most
- * @max_msg_sz: largest transfer of the port
  * @peer_addr: address of the responder's buffer
  * @peer_rkey: its key
- * @peer_len: its bytes
  */
 struct kst_ibv_conn {
-	struct kst_run *run;
+	struct kst_bench_conn bc;
 	struct rdma_cm_id *id;
 	struct ib_device *dev;
 	struct ib_pd *pd;
@@ -108,14 +101,8 @@ struct kst_ibv_conn {
 	u32 rx_next;
 	struct kst_ibv_buf tx;
 	struct kst_ibv_op tx_op;
-	struct kst_ibv_op rma;
-	u32 msg_size;
-	u32 send_ops;
-	u32 rw_ctxs;
-	u32 max_msg_sz;
 	u64 peer_addr;
 	u32 peer_rkey;
-	u64 peer_len;
 };
 
 static void kst_ibv_op_done(struct ib_cq *cq, struct ib_wc *wc)
@@ -149,13 +136,14 @@ static void kst_ibv_op_arm(struct kst_ibv_op *op)
 static int kst_ibv_wait(struct kst_ibv_conn *c, struct kst_ibv_op *op)
 {
 	if (!wait_for_completion_timeout(&op->done, KST_TIMEOUT)) {
-		kst_diag(c->run, "operation timed out after %d s", KST_TIMEOUT_SECS);
+		kst_diag(c->bc.run, "operation timed out after %d s",
+			 KST_TIMEOUT_SECS);
 		ib_drain_qp(c->id->qp);
 		return -ETIMEDOUT;
 	}
 	if (op->status == IB_WC_SUCCESS)
 		return 0;
-	kst_diag(c->run, "completion: %s", ib_wc_status_msg(op->status));
+	kst_diag(c->bc.run, "completion: %s", ib_wc_status_msg(op->status));
 	return op->status == IB_WC_WR_FLUSH_ERR ? -ECANCELED : -EIO;
 }
 
@@ -197,14 +185,14 @@ static struct ib_sge kst_ibv_sge(const struct kst_ibv_conn *c,
 
 static int kst_ibv_post_recv(struct kst_ibv_conn *c, u32 i)
 {
-	struct ib_sge sge = kst_ibv_sge(c, &c->rx[i], c->msg_size);
+	struct ib_sge sge = kst_ibv_sge(c, &c->rx[i], c->bc.msg_size);
 	struct ib_recv_wr wr = {
 		.wr_cqe = &c->rx_op[i].cqe,
 		.sg_list = &sge,
 		.num_sge = 1,
 	};
 
-	ib_dma_sync_single_for_device(c->dev, c->rx[i].dma, c->msg_size,
+	ib_dma_sync_single_for_device(c->dev, c->rx[i].dma, c->bc.msg_size,
 				      DMA_FROM_DEVICE);
 	kst_ibv_op_arm(&c->rx_op[i]);
 	return ib_post_recv(c->id->qp, &wr, NULL);
@@ -251,51 +239,6 @@ static int kst_ibv_send(struct kst_ibv_conn *c, u32 len)
 	return ib_post_send(c->id->qp, &wr, NULL);
 }
 
-/* Copies the message in receive buffer @i and checks that it is a @type. */
-static int kst_ibv_msg_get(struct kst_ibv_conn *c, u32 i,
-			   enum kst_msg_type type, struct kst_msg *m)
-{
-	if (c->rx_op[i].byte_len < sizeof(*m))
-		return -EPROTO;
-	memcpy(m, c->rx[i].addr, sizeof(*m));
-	if (le32_to_cpu(m->magic) != KST_MAGIC ||
-	    le16_to_cpu(m->version) != KST_VERSION ||
-	    le16_to_cpu(m->type) != type)
-		return -EPROTO;
-	return kst_ibv_rx_repost(c);
-}
-
-/*
- * Sends a command and waits for its reply. Returns the responder's status
- * as a negative errno.
- */
-static int kst_ibv_cmd(struct kst_ibv_conn *c, enum kst_msg_type type, u64 off,
-		       u64 len, u32 seed, u32 count)
-{
-	struct kst_msg *m = c->tx.addr, r;
-	u32 status;
-	int ret, i;
-
-	kst_msg_init(m, type);
-	m->offset = cpu_to_le64(off);
-	m->len = cpu_to_le64(len);
-	m->seed = cpu_to_le32(seed);
-	m->count = cpu_to_le32(count);
-	ret = kst_ibv_send(c, sizeof(*m));
-	if (!ret)
-		ret = kst_ibv_wait(c, &c->tx_op);
-	if (ret)
-		return ret;
-	i = kst_ibv_recv_next(c);
-	if (i < 0)
-		return i;
-	ret = kst_ibv_msg_get(c, i, KST_MSG_REPLY, &r);
-	if (ret)
-		return ret;
-	status = le32_to_cpu(r.status);
-	return status <= MAX_ERRNO ? -(int)status : -EPROTO;
-}
-
 /* Asks for the responder's descriptor of its buffer and reads it. */
 static int kst_ibv_desc_get(struct kst_ibv_conn *c)
 {
@@ -311,18 +254,20 @@ static int kst_ibv_desc_get(struct kst_ibv_conn *c)
 	i = kst_ibv_recv_next(c);
 	if (i < 0)
 		return i;
-	ret = kst_ibv_msg_get(c, i, KST_MSG_DESC, &m);
+	ret = kst_msg_check(c->rx[i].addr, c->rx_op[i].byte_len, KST_MSG_DESC,
+			    &m);
+	ret = ret ?: kst_ibv_rx_repost(c);
 	if (ret)
 		return ret;
 	c->peer_addr = le64_to_cpu(m.addr);
-	c->peer_len = le64_to_cpu(m.len);
+	c->bc.peer_len = le64_to_cpu(m.len);
 	/* The verbs provider's keys are rkeys. */
-	if (le64_to_cpu(m.key) > U32_MAX || !c->peer_len ||
-	    c->peer_len > KST_REGION_MAX ||
+	if (le64_to_cpu(m.key) > U32_MAX || !c->bc.peer_len ||
+	    c->bc.peer_len > KST_REGION_MAX ||
 	    le32_to_cpu(m.msg_size) < sizeof(m))
 		return -EPROTO;
 	c->peer_rkey = le64_to_cpu(m.key);
-	c->msg_size = min(c->msg_size, le32_to_cpu(m.msg_size));
+	c->bc.msg_size = min(c->bc.msg_size, le32_to_cpu(m.msg_size));
 	return 0;
 }
 
@@ -371,11 +316,12 @@ static int kst_ibv_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 static int kst_ibv_cm_wait(struct kst_ibv_conn *c, const char *what)
 {
 	if (!wait_for_completion_timeout(&c->cm_done, KST_TIMEOUT)) {
-		kst_diag(c->run, "%s: no event in %d s", what, KST_TIMEOUT_SECS);
+		kst_diag(c->bc.run, "%s: no event in %d s", what,
+			 KST_TIMEOUT_SECS);
 		return -ETIMEDOUT;
 	}
 	if (c->cm_status)
-		kst_diag(c->run, "%s: %pe", what, ERR_PTR(c->cm_status));
+		kst_diag(c->bc.run, "%s: %pe", what, ERR_PTR(c->cm_status));
 	return c->cm_status;
 }
 
@@ -422,9 +368,9 @@ static int kst_ibv_setup(struct kst_ibv_conn *c, u32 msg_size, u32 rw_segs)
 	ret = ib_query_port(c->dev, c->id->port_num, &pattr);
 	if (ret)
 		return ret;
-	c->max_msg_sz = pattr.max_msg_sz;
-	c->msg_size = min3(msg_size, (u32)KST_MSG_MAX, c->max_msg_sz);
-	c->send_ops = min_t(u32, KST_SEND_OPS, da->max_qp_wr - 1);
+	c->bc.direct = min_t(u64, KST_MSG_MAX, pattr.max_msg_sz);
+	c->bc.msg_size = min3(msg_size, (u32)KST_MSG_MAX, pattr.max_msg_sz);
+	c->bc.send_ops = min_t(u32, KST_SEND_OPS, da->max_qp_wr - 1);
 	c->nr_rx = min_t(u32, KST_CLI_RX, da->max_qp_wr - 1);
 	if (rw_segs) {
 		/*
@@ -438,13 +384,13 @@ static int kst_ibv_setup(struct kst_ibv_conn *c, u32 msg_size, u32 rw_segs)
 		if (!qp_attr.cap.max_send_sge)
 			return -EINVAL;
 		rw_wrs = DIV_ROUND_UP(rw_segs, qp_attr.cap.max_send_sge);
-		c->rw_ctxs = clamp_t(u32, (da->max_qp_wr - c->send_ops - 1) / rw_wrs,
-				     1, KST_RW_QD);
-		qp_attr.cap.max_rdma_ctxs = c->rw_ctxs;
-		rw_wrs *= c->rw_ctxs;
+		c->bc.rw_ctxs = clamp_t(u32, (da->max_qp_wr - c->bc.send_ops - 1) /
+					rw_wrs, 1, KST_RW_QD);
+		qp_attr.cap.max_rdma_ctxs = c->bc.rw_ctxs;
+		rw_wrs *= c->bc.rw_ctxs;
 	}
 	/* One more of each for the drain work requests of ib_drain_qp(). */
-	qp_attr.cap.max_send_wr = c->send_ops + rw_wrs + 1;
+	qp_attr.cap.max_send_wr = c->bc.send_ops + rw_wrs + 1;
 	qp_attr.cap.max_recv_wr = c->nr_rx + 1;
 
 	c->pd = ib_alloc_pd(c->dev, 0);
@@ -468,10 +414,10 @@ static int kst_ibv_setup(struct kst_ibv_conn *c, u32 msg_size, u32 rw_segs)
 	if (ret)
 		return ret;
 
-	ret = kst_ibv_buf_map(c, &c->tx, c->msg_size, DMA_TO_DEVICE);
+	ret = kst_ibv_buf_map(c, &c->tx, c->bc.msg_size, DMA_TO_DEVICE);
 	for (i = 0; i < c->nr_rx && !ret; i++) {
 		kst_ibv_op_init(&c->rx_op[i]);
-		ret = kst_ibv_buf_map(c, &c->rx[i], c->msg_size, DMA_FROM_DEVICE);
+		ret = kst_ibv_buf_map(c, &c->rx[i], c->bc.msg_size, DMA_FROM_DEVICE);
 		/* The responder sends its descriptor as soon as it is connected. */
 		if (!ret)
 			ret = kst_ibv_post_recv(c, i);
@@ -512,10 +458,9 @@ static struct kst_ibv_conn *kst_ibv_open(struct kst_run *run, u64 region_len,
 	c = kzalloc_obj(*c, GFP_KERNEL);
 	if (!c)
 		return ERR_PTR(-ENOMEM);
-	c->run = run;
+	c->bc.run = run;
 	init_completion(&c->cm_done);
 	kst_ibv_op_init(&c->tx_op);
-	kst_ibv_op_init(&c->rma);
 	c->id = rdma_create_id(&init_net, kst_ibv_cm_handler, c, RDMA_PS_TCP,
 			       IB_QPT_RC);
 	if (IS_ERR(c->id)) {
@@ -539,7 +484,7 @@ static struct kst_ibv_conn *kst_ibv_open(struct kst_run *run, u64 region_len,
 		goto err;
 	}
 
-	hello.msg_size = cpu_to_le32(c->msg_size);
+	hello.msg_size = cpu_to_le32(c->bc.msg_size);
 	param.responder_resources = min_t(u32, c->dev->attrs.max_qp_rd_atom,
 					  U8_MAX);
 	param.initiator_depth = min_t(u32, c->dev->attrs.max_qp_init_rd_atom,
@@ -565,128 +510,122 @@ err:
 	return ERR_PTR(ret);
 }
 
-/*
- * Sends @count messages of @len bytes and checks each echo, with the
- * pattern if @verify. Adds the time the round trips took to *@ns.
- */
-static int kst_ibv_pingpong(struct kst_ibv_conn *c, u32 len, u32 count,
-			    bool verify, s64 *ns)
+static struct kst_bench_conn *kst_ibv_bench_open(struct kst_run *run,
+						 u64 region_len, u32 msg_size,
+						 u64 rw_len)
 {
-	u32 k, seed = 0;
-	ktime_t start;
-	size_t bad;
-	int ret, i;
+	struct kst_ibv_conn *c;
+	u32 rw_segs = 0;
 
-	ret = kst_ibv_cmd(c, KST_MSG_ECHO, 0, 0, 0, count);
-	if (ret) {
-		kst_diag(c->run, "ECHO: %pe", ERR_PTR(ret));
-		return ret;
-	}
-	start = ktime_get();
-	for (k = 0; k < count; k++) {
-		/* An echo that never lands cannot pass for one that did. */
-		if (verify) {
-			seed = kst_seed_not(c->rx_first[c->rx_next], 0);
-			kst_pat_fill(c->tx.addr, 0, len, seed);
-		}
-		ret = kst_ibv_send(c, len);
-		if (!ret)
-			ret = kst_ibv_wait(c, &c->tx_op);
-		if (ret) {
-			kst_diag(c->run, "send of %u bytes: %pe", len, ERR_PTR(ret));
-			return ret;
-		}
-		i = kst_ibv_recv_next(c);
-		if (i < 0) {
-			kst_diag(c->run, "echo of %u bytes: %pe", len, ERR_PTR(i));
-			return i;
-		}
-		if (c->rx_op[i].byte_len != len) {
-			kst_diag(c->run, "echo of %u bytes came back with %u",
-				 len, c->rx_op[i].byte_len);
-			return -EPROTO;
-		}
-		if (verify) {
-			bad = kst_pat_check(c->rx[i].addr, 0, len, seed);
-			if (bad < len) {
-				kst_diag(c->run, "echo of %u bytes: byte %zu is wrong",
-					 len, bad);
-				return -EBADMSG;
-			}
-		}
-		ret = kst_ibv_rx_repost(c);
-		if (ret)
-			return ret;
-	}
-	if (ns)
-		*ns += ktime_to_ns(ktime_sub(ktime_get(), start));
+	/* Larger transfers than a message go through the read/write API. */
+	if (rw_len > KST_MSG_MAX)
+		rw_segs = DIV_ROUND_UP(rw_len, PAGE_SIZE);
+	c = kst_ibv_open(run, region_len, msg_size, rw_segs);
+	if (IS_ERR(c))
+		return ERR_CAST(c);
+	c->bc.rw_size = rw_segs ? rw_len : 0;
+	c->bc.tx = c->tx.addr;
+	return &c->bc;
+}
+
+static void kst_ibv_bench_close(struct kst_bench_conn *bc)
+{
+	kst_ibv_close(container_of(bc, struct kst_ibv_conn, bc));
+}
+
+static int kst_ibv_bench_msg_send(struct kst_bench_conn *bc, u32 len)
+{
+	struct kst_ibv_conn *c = container_of(bc, struct kst_ibv_conn, bc);
+	int ret;
+
+	ret = kst_ibv_send(c, len);
+	return ret ?: kst_ibv_wait(c, &c->tx_op);
+}
+
+static int kst_ibv_bench_msg_recv(struct kst_bench_conn *bc, const void **data,
+				  u32 *len)
+{
+	struct kst_ibv_conn *c = container_of(bc, struct kst_ibv_conn, bc);
+	int i;
+
+	i = kst_ibv_recv_next(c);
+	if (i < 0)
+		return i;
+	*data = c->rx[i].addr;
+	*len = c->rx_op[i].byte_len;
 	return 0;
 }
 
-enum kst_result kst_ibv_bench_send(struct kst_run *run)
+static int kst_ibv_bench_msg_repost(struct kst_bench_conn *bc)
 {
-	u64 sizes[KST_BENCH_SEND_SIZES];
-	struct kst_ibv_conn *c;
-	unsigned int i, n;
-	int ret = 0;
-	s64 ns;
-	u32 k;
+	return kst_ibv_rx_repost(container_of(bc, struct kst_ibv_conn, bc));
+}
 
-	c = kst_ibv_open(run, SZ_4K, kst_msg_size(run), 0);
-	if (IS_ERR(c))
-		return KST_FAIL;
-	n = kst_bench_send_sizes(run, sizes, c->msg_size);
-	kst_bench_header(run);
-	for (i = 0; i < n && !ret; i++) {
-		k = kst_bench_iters(run, sizes[i]);
-		ns = 0;
-		ret = kst_ibv_pingpong(c, sizes[i], 1, true, NULL);
-		if (!ret)
-			ret = kst_ibv_pingpong(c, sizes[i], k, false, &ns);
-		if (!ret)
-			kst_bench_row(run, "send_rtt", 1, sizes[i], k, ns, ns);
-	}
-	kst_ibv_close(c);
-	return ret ? KST_FAIL : KST_PASS;
+static u8 kst_ibv_bench_rx_first(struct kst_bench_conn *bc)
+{
+	struct kst_ibv_conn *c = container_of(bc, struct kst_ibv_conn, bc);
+
+	return c->rx_first[c->rx_next];
 }
 
 /**
  * struct kst_ibv_local - a client buffer for RMA
+ * @bb: what the benchmark cases see of it
  * @buf: a buffer mapped once, for single RDMA READ or WRITE work requests
  * @big: blocks of pages, for the read/write API, which maps them
- * @rw: the buffer is @big
- * @len: bytes
  */
 struct kst_ibv_local {
+	struct kst_bench_buf bb;
 	struct kst_ibv_buf buf;
 	struct kst_buf big;
-	bool rw;
-	u32 len;
 };
 
-static int kst_ibv_local_alloc(struct kst_ibv_conn *c, struct kst_ibv_local *l,
-			       u32 len, bool rw, bool write)
+/*
+ * The buffer of single operations is DMA-mapped once, as a kverbs ULP
+ * does with the buffers of every I/O, so it counts as mapped.
+ */
+static struct kst_bench_buf *kst_ibv_bench_buf_alloc(struct kst_bench_conn *bc,
+						     u64 len, bool rw,
+						     bool write)
 {
-	*l = (struct kst_ibv_local){ .rw = rw, .len = len };
+	struct kst_ibv_conn *c = container_of(bc, struct kst_ibv_conn, bc);
+	struct kst_ibv_local *l;
+	int ret;
+
+	l = kzalloc_obj(*l, GFP_KERNEL);
+	if (!l)
+		return ERR_PTR(-ENOMEM);
+	l->bb = (struct kst_bench_buf){ .len = len, .rw = rw, .mapped = !rw };
 	if (rw)
-		return kst_buf_alloc(&l->big, len, get_order(KST_RW_BLOCK));
-	return kst_ibv_buf_map(c, &l->buf, len,
-			       write ? DMA_TO_DEVICE : DMA_FROM_DEVICE);
+		ret = kst_buf_alloc(&l->big, len, get_order(KST_RW_BLOCK));
+	else
+		ret = kst_ibv_buf_map(c, &l->buf, len,
+				      write ? DMA_TO_DEVICE : DMA_FROM_DEVICE);
+	if (ret) {
+		kfree(l);
+		return ERR_PTR(ret);
+	}
+	return &l->bb;
 }
 
-static void kst_ibv_local_free(struct kst_ibv_conn *c, struct kst_ibv_local *l)
+static void kst_ibv_bench_buf_free(struct kst_bench_conn *bc,
+				   struct kst_bench_buf *bb)
 {
-	if (l->rw)
+	struct kst_ibv_conn *c = container_of(bc, struct kst_ibv_conn, bc);
+	struct kst_ibv_local *l = container_of(bb, struct kst_ibv_local, bb);
+
+	if (bb->rw)
 		kst_buf_free(&l->big);
 	else
 		kst_ibv_buf_unmap(c, &l->buf);
+	kfree(l);
 }
 
 /* Posts one RDMA WRITE or READ of @l to the start of the responder's buffer. */
 static int kst_ibv_rma_post(struct kst_ibv_conn *c, struct kst_ibv_local *l,
 			    bool write, struct kst_ibv_op *op)
 {
-	struct ib_sge sge = kst_ibv_sge(c, &l->buf, l->len);
+	struct ib_sge sge = kst_ibv_sge(c, &l->buf, l->bb.len);
 	struct ib_rdma_wr wr = {
 		.wr = {
 			.wr_cqe = &op->cqe,
@@ -703,286 +642,164 @@ static int kst_ibv_rma_post(struct kst_ibv_conn *c, struct kst_ibv_local *l,
 	return ib_post_send(c->id->qp, &wr.wr, NULL);
 }
 
-/* One read/write API transfer of @l to or from the responder's buffer. */
-static int kst_ibv_rw(struct kst_ibv_conn *c, struct kst_ibv_local *l,
-		      bool write)
+/* Sets up @ctx for a read/write API transfer of @l. */
+static int kst_ibv_rw_init(struct kst_ibv_conn *c, struct kst_ibv_local *l,
+			   struct rdma_rw_ctx *ctx, enum dma_data_direction dir)
 {
-	enum dma_data_direction dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
-	struct bvec_iter iter = { .bi_size = l->len };
-	u32 port = c->id->port_num;
-	struct rdma_rw_ctx ctx;
-	int ret;
+	struct bvec_iter iter = { .bi_size = l->bb.len };
 
-	ret = rdma_rw_ctx_init_bvec(&ctx, c->id->qp, port, l->big.bvec,
-				    l->big.nr, iter, c->peer_addr, c->peer_rkey,
-				    dir);
-	if (ret < 0) {
-		kst_diag(c->run, "rdma_rw_ctx_init_bvec: %pe", ERR_PTR(ret));
-		return ret;
-	}
-	kst_ibv_op_arm(&c->rma);
-	ret = rdma_rw_ctx_post(&ctx, c->id->qp, port, &c->rma.cqe, NULL);
-	if (ret) {
-		kst_diag(c->run, "rdma_rw_ctx_post: %pe", ERR_PTR(ret));
-		/* Part of the transfer may be running: wait for all of it. */
-		ib_drain_qp(c->id->qp);
-	} else {
-		ret = kst_ibv_wait(c, &c->rma);
-	}
-	rdma_rw_ctx_destroy_bvec(&ctx, c->id->qp, port, l->big.bvec, l->big.nr,
-				 dir);
-	return ret;
+	return rdma_rw_ctx_init_bvec(ctx, c->id->qp, c->id->port_num,
+				     l->big.bvec, l->big.nr, iter, c->peer_addr,
+				     c->peer_rkey, dir);
 }
 
-static int kst_ibv_xfer(struct kst_ibv_conn *c, struct kst_ibv_local *l,
-			bool write)
+static void kst_ibv_rw_destroy(struct kst_ibv_conn *c, struct kst_ibv_local *l,
+			       struct rdma_rw_ctx *ctx,
+			       enum dma_data_direction dir)
 {
-	int ret;
-
-	if (l->rw)
-		return kst_ibv_rw(c, l, write);
-	ret = kst_ibv_rma_post(c, l, write, &c->rma);
-	return ret ?: kst_ibv_wait(c, &c->rma);
+	rdma_rw_ctx_destroy_bvec(ctx, c->id->qp, c->id->port_num, l->big.bvec,
+				 l->big.nr, dir);
 }
 
-/* Fills, or checks, @l with pattern @seed; the first wrong byte or U64_MAX. */
-static u64 kst_ibv_local_pattern(struct kst_ibv_conn *c,
-				 struct kst_ibv_local *l, u32 seed, bool check)
+static u64 kst_ibv_bench_buf_pattern(struct kst_bench_conn *bc,
+				     struct kst_bench_buf *bb, u32 seed,
+				     bool check)
 {
+	struct kst_ibv_conn *c = container_of(bc, struct kst_ibv_conn, bc);
+	struct kst_ibv_local *l = container_of(bb, struct kst_ibv_local, bb);
+	u64 len = bb->len;
 	size_t bad;
 
-	if (l->rw)
-		return kst_buf_pattern(&l->big, 0, l->len, 0, seed, check);
+	if (l->bb.rw)
+		return kst_buf_pattern(&l->big, 0, len, 0, seed, check);
 	if (!check) {
-		kst_pat_fill(l->buf.addr, 0, l->len, seed);
-		ib_dma_sync_single_for_device(c->dev, l->buf.dma, l->len,
+		kst_pat_fill(l->buf.addr, 0, len, seed);
+		ib_dma_sync_single_for_device(c->dev, l->buf.dma, len,
 					      l->buf.dir);
 		return U64_MAX;
 	}
-	ib_dma_sync_single_for_cpu(c->dev, l->buf.dma, l->len, l->buf.dir);
-	bad = kst_pat_check(l->buf.addr, 0, l->len, seed);
-	return bad < l->len ? bad : U64_MAX;
-}
-
-/*
- * One checked transfer, as kst_rma_once() does in the kfabric mode: a
- * write goes over another pattern and the responder checks the result; a
- * read goes into a buffer holding another pattern and is checked here.
- */
-static int kst_ibv_rma_once(struct kst_ibv_conn *c, struct kst_ibv_local *l,
-			    bool write)
-{
-	u32 seed, other = get_random_u32();
-	u64 bad;
-	int ret;
-
-	seed = kst_seed_not(kst_pat_byte(other, 0), 0);
-	ret = kst_ibv_cmd(c, KST_MSG_FILL, 0, l->len, write ? other : seed, 0);
-	if (ret) {
-		kst_diag(c->run, "FILL of %u bytes: %pe", l->len, ERR_PTR(ret));
-		return ret;
-	}
-	kst_ibv_local_pattern(c, l, write ? seed : other, false);
-	ret = kst_ibv_xfer(c, l, write);
-	if (ret)
-		return ret;
-	if (write) {
-		ret = kst_ibv_cmd(c, KST_MSG_VERIFY, 0, l->len, seed, 0);
-		if (ret)
-			kst_diag(c->run, "VERIFY of %u bytes: %pe", l->len,
-				 ERR_PTR(ret));
-		return ret;
-	}
-	bad = kst_ibv_local_pattern(c, l, seed, true);
-	if (bad != U64_MAX) {
-		kst_diag(c->run, "read of %u bytes: byte %llu is wrong", l->len,
-			 bad);
-		return -EBADMSG;
-	}
-	return 0;
-}
-
-/* @n single RDMA operations of @l, @qd at a time, as kst_bench_window(). */
-static int kst_ibv_window(struct kst_ibv_conn *c, struct kst_ibv_local *l,
-			  bool write, u32 qd, u32 n, s64 *ns, s64 *lat)
-{
-	u32 posted = 0, done = 0, i;
-	struct kst_ibv_op *ops, *op;
-	ktime_t start;
-	int ret = 0;
-
-	ops = kzalloc_objs(*ops, qd, GFP_KERNEL);
-	if (!ops)
-		return -ENOMEM;
-	for (i = 0; i < qd; i++)
-		kst_ibv_op_init(&ops[i]);
-	*lat = 0;
-	start = ktime_get();
-	while (done < n) {
-		for (; posted < n && posted - done < qd; posted++) {
-			ret = kst_ibv_rma_post(c, l, write, &ops[posted % qd]);
-			if (ret)
-				goto drain;
-		}
-		/* Send queue completions arrive in posting order. */
-		op = &ops[done % qd];
-		ret = kst_ibv_wait(c, op);
-		if (ret)
-			goto drain;
-		*lat += op->lat_ns;
-		done++;
-	}
-	*ns = ktime_to_ns(ktime_sub(ktime_get(), start));
-	kfree(ops);
-	return 0;
-
-drain:
-	kst_diag(c->run, "%s: %pe", write ? "write" : "read", ERR_PTR(ret));
-	ib_drain_qp(c->id->qp);
-	kfree(ops);
-	return ret;
+	ib_dma_sync_single_for_cpu(c->dev, l->buf.dma, len, l->buf.dir);
+	bad = kst_pat_check(l->buf.addr, 0, len, seed);
+	return bad < len ? bad : U64_MAX;
 }
 
 /**
- * struct kst_ibv_rw_op - a read/write API transfer of the benchmark
- * @ctx: its context, set up when it is posted
+ * struct kst_ibv_slot - an operation of a window
+ * @ctx: the read/write API context of a transfer through it
  * @op: its completion
+ * @live: @ctx is set up and not torn down yet
  */
-struct kst_ibv_rw_op {
+struct kst_ibv_slot {
 	struct rdma_rw_ctx ctx;
 	struct kst_ibv_op op;
+	bool live;
 };
 
-/* @n read/write API transfers of @l, @qd at a time, as kst_bench_rw_window(). */
-static int kst_ibv_rw_window(struct kst_ibv_conn *c, struct kst_ibv_local *l,
-			     bool write, u32 qd, u32 n, s64 *ns, s64 *lat)
+/**
+ * struct kst_ibv_win - a window of operations on raw verbs
+ * @w: what the benchmark cases see of it
+ * @c: the connection
+ * @l: the buffer
+ * @dir: direction of read/write API transfers
+ * @qd: number of @slot
+ * @slot: one per operation in flight
+ */
+struct kst_ibv_win {
+	struct kst_bench_win w;
+	struct kst_ibv_conn *c;
+	struct kst_ibv_local *l;
+	enum dma_data_direction dir;
+	u32 qd;
+	struct kst_ibv_slot slot[] __counted_by(qd);
+};
+
+static struct kst_bench_win *kst_ibv_bench_win_alloc(struct kst_bench_conn *bc,
+						     struct kst_bench_buf *bb,
+						     bool write, u32 qd)
 {
-	enum dma_data_direction dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
-	struct bvec_iter iter = { .bi_size = l->len };
-	u32 port = c->id->port_num, posted = 0, done = 0, i;
-	struct kst_ibv_rw_op *rws, *rw;
-	ktime_t start;
-	int ret = 0;
+	struct kst_ibv_win *iw;
+	u32 i;
 
-	rws = kzalloc_objs(*rws, qd, GFP_KERNEL);
-	if (!rws)
-		return -ENOMEM;
+	iw = kzalloc_flex(*iw, slot, qd, GFP_KERNEL);
+	if (!iw)
+		return ERR_PTR(-ENOMEM);
 	for (i = 0; i < qd; i++)
-		kst_ibv_op_init(&rws[i].op);
-	*lat = 0;
-	start = ktime_get();
-	while (done < n) {
-		for (; posted < n && posted - done < qd; posted++) {
-			rw = &rws[posted % qd];
-			ret = rdma_rw_ctx_init_bvec(&rw->ctx, c->id->qp, port,
-						    l->big.bvec, l->big.nr, iter,
-						    c->peer_addr, c->peer_rkey,
-						    dir);
-			if (ret < 0)
-				goto drain;
-			kst_ibv_op_arm(&rw->op);
-			ret = rdma_rw_ctx_post(&rw->ctx, c->id->qp, port,
-					       &rw->op.cqe, NULL);
-			if (ret) {
-				/* Part of it may be running: drain, then destroy. */
-				posted++;
-				goto drain;
-			}
-		}
-		rw = &rws[done % qd];
-		ret = kst_ibv_wait(c, &rw->op);
-		if (ret)
-			goto drain;
-		rdma_rw_ctx_destroy_bvec(&rw->ctx, c->id->qp, port, l->big.bvec,
-					 l->big.nr, dir);
-		*lat += rw->op.lat_ns;
-		done++;
-	}
-	*ns = ktime_to_ns(ktime_sub(ktime_get(), start));
-	kfree(rws);
-	return 0;
-
-drain:
-	kst_diag(c->run, "%s: %pe", write ? "rw_write" : "rw_read", ERR_PTR(ret));
-	ib_drain_qp(c->id->qp);
-	for (; done < posted; done++)
-		rdma_rw_ctx_destroy_bvec(&rws[done % qd].ctx, c->id->qp, port,
-					 l->big.bvec, l->big.nr, dir);
-	kfree(rws);
-	return ret;
+		kst_ibv_op_init(&iw->slot[i].op);
+	iw->w = (struct kst_bench_win){ .c = bc, .b = bb, .write = write };
+	iw->c = container_of(bc, struct kst_ibv_conn, bc);
+	iw->l = container_of(bb, struct kst_ibv_local, bb);
+	iw->dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
+	return &iw->w;
 }
 
-/* One size of an RMA case: a checked transfer, then the timed ones. */
-static int kst_ibv_rma_size(struct kst_ibv_conn *c, struct kst_ibv_local *l,
-			    bool write, u32 k)
+static void kst_ibv_bench_win_free(struct kst_bench_win *w)
 {
-	const char *rw_name = write ? "rw_write" : "rw_read";
-	const char *name = write ? "write" : "read";
-	struct kst_run *run = c->run;
-	s64 ns, lat;
-	int ret;
-	u32 kq;
+	kfree(container_of(w, struct kst_ibv_win, w));
+}
 
-	ret = kst_ibv_rma_once(c, l, write);
+/* As on kfabric, a transfer whose post failed is torn down by the abort. */
+static int kst_ibv_bench_post(struct kst_bench_win *w, u32 i)
+{
+	struct kst_ibv_win *iw = container_of(w, struct kst_ibv_win, w);
+	struct kst_ibv_slot *s = &iw->slot[i];
+	int ret;
+
+	if (!w->b->rw)
+		return kst_ibv_rma_post(iw->c, iw->l, w->write, &s->op);
+	ret = kst_ibv_rw_init(iw->c, iw->l, &s->ctx, iw->dir);
+	if (ret < 0)
+		return ret;
+	s->live = true;
+	kst_ibv_op_arm(&s->op);
+	return rdma_rw_ctx_post(&s->ctx, iw->c->id->qp, iw->c->id->port_num,
+				&s->op.cqe, NULL);
+}
+
+static int kst_ibv_bench_complete(struct kst_bench_win *w, u32 i,
+				  s64 *lat_ns)
+{
+	struct kst_ibv_win *iw = container_of(w, struct kst_ibv_win, w);
+	struct kst_ibv_slot *s = &iw->slot[i];
+	int ret;
+
+	ret = kst_ibv_wait(iw->c, &s->op);
 	if (ret)
 		return ret;
-	if (!l->rw) {
-		/* At least as many as are to be in flight. */
-		kq = max(k, c->send_ops);
-		ret = kst_ibv_window(c, l, write, 1, k, &ns, &lat);
-		if (!ret)
-			kst_bench_row(run, name, 1, l->len, k, ns, lat);
-		if (!ret && c->send_ops > 1)
-			ret = kst_ibv_window(c, l, write, c->send_ops, kq, &ns,
-					     &lat);
-		if (!ret && c->send_ops > 1)
-			kst_bench_row(run, name, c->send_ops, l->len, kq, ns, lat);
-		return ret;
+	if (s->live) {
+		kst_ibv_rw_destroy(iw->c, iw->l, &s->ctx, iw->dir);
+		s->live = false;
 	}
-	ret = kst_ibv_rw_window(c, l, write, 1, k, &ns, &lat);
-	if (!ret)
-		kst_bench_row(run, rw_name, 1, l->len, k, ns, lat);
-	kq = max(k, c->rw_ctxs);
-	if (!ret && c->rw_ctxs > 1)
-		ret = kst_ibv_rw_window(c, l, write, c->rw_ctxs, kq, &ns, &lat);
-	if (!ret && c->rw_ctxs > 1)
-		kst_bench_row(run, rw_name, c->rw_ctxs, l->len, kq, ns, lat);
-	return ret;
+	*lat_ns = s->op.lat_ns;
+	return 0;
 }
 
-enum kst_result kst_ibv_bench_rma(struct kst_run *run, bool write)
+static void kst_ibv_bench_abort(struct kst_bench_win *w)
 {
-	u64 sizes[KST_BENCH_RMA_SIZES], direct;
-	struct kst_ibv_local l;
-	struct kst_ibv_conn *c;
-	unsigned int i, n;
-	u32 rw_segs = 0;
-	int ret = 0;
+	struct kst_ibv_win *iw = container_of(w, struct kst_ibv_win, w);
+	u32 i;
 
-	n = kst_bench_rma_sizes(run, sizes);
-	if (!n) {
-		kst_skip(run, "sizes= is below 64 bytes");
-		return KST_SKIP;
+	ib_drain_qp(iw->c->id->qp);
+	for (i = 0; i < iw->qd; i++) {
+		if (iw->slot[i].live)
+			kst_ibv_rw_destroy(iw->c, iw->l, &iw->slot[i].ctx,
+					   iw->dir);
 	}
-	/* Larger transfers than a message go through the read/write API. */
-	if (sizes[n - 1] > KST_MSG_MAX)
-		rw_segs = DIV_ROUND_UP(sizes[n - 1], PAGE_SIZE);
-	c = kst_ibv_open(run, sizes[n - 1], SZ_4K, rw_segs);
-	if (IS_ERR(c))
-		return KST_FAIL;
-	direct = min_t(u64, KST_MSG_MAX, c->max_msg_sz);
-	kst_bench_header(run);
-	for (i = 0; i < n && !ret; i++) {
-		if (sizes[i] > c->peer_len || (sizes[i] > direct && !rw_segs))
-			continue;
-		ret = kst_ibv_local_alloc(c, &l, sizes[i], sizes[i] > direct,
-					  write);
-		if (ret)
-			break;
-		ret = kst_ibv_rma_size(c, &l, write,
-				       kst_bench_iters(run, sizes[i]));
-		kst_ibv_local_free(c, &l);
-	}
-	kst_ibv_close(c);
-	return ret ? KST_FAIL : KST_PASS;
 }
+
+/* Raw verbs have no per-operation mapping to compare with: no buf_unmap. */
+const struct kst_bench_ops kst_ibv_bench_ops = {
+	.open = kst_ibv_bench_open,
+	.close = kst_ibv_bench_close,
+	.msg_send = kst_ibv_bench_msg_send,
+	.msg_recv = kst_ibv_bench_msg_recv,
+	.msg_repost = kst_ibv_bench_msg_repost,
+	.rx_first = kst_ibv_bench_rx_first,
+	.buf_alloc = kst_ibv_bench_buf_alloc,
+	.buf_free = kst_ibv_bench_buf_free,
+	.buf_pattern = kst_ibv_bench_buf_pattern,
+	.win_alloc = kst_ibv_bench_win_alloc,
+	.win_free = kst_ibv_bench_win_free,
+	.post = kst_ibv_bench_post,
+	.complete = kst_ibv_bench_complete,
+	.abort = kst_ibv_bench_abort,
+};
